@@ -1,0 +1,75 @@
+/**
+ * Routing table domain types (SPEC §2). Pure data: no I/O, imports nothing outside table/.
+ */
+
+/** Total of all weights in a table: weights are integer basis points (1/100 of a percent). */
+export const TOTAL_BASIS_POINTS = 10_000;
+
+/** One upstream pool: an immutable version (git SHA or OCI digest) and its endpoints. */
+export interface PoolSpec {
+  /** Hex git SHA (7..40 chars, lowercase) or `sha256:<64 hex>`. */
+  readonly version: string;
+  /** Absolute `http://host:port` URLs, no path, query or credentials; at least one. */
+  readonly endpoints: readonly string[];
+}
+
+/** The versioned routing table every replica routes by. Deep-frozen once built. */
+export interface RoutingTable {
+  /** Increases by exactly 1 with every accepted change; the first table has revision 1. */
+  readonly revision: number;
+  /** Pools by name (`[a-z][a-z0-9-]{0,31}`), in insertion order. */
+  readonly pools: Readonly<Record<string, PoolSpec>>;
+  /** Weight of every pool in basis points; same keys as `pools`; sums to 10000. */
+  readonly weights: Readonly<Record<string, number>>;
+  /** ISO-8601 time of the change that produced this revision. */
+  readonly updatedAt: string;
+  /** Actor of that change, e.g. `admin:token`, `cli`, `redis:1700000000000-0`. */
+  readonly updatedBy: string;
+}
+
+/** Where a command came from (audit `source`). */
+export type CommandSource = 'admin' | 'cli' | 'redis' | 'seed';
+
+/** A validated change to the table. Percentages are already converted to basis points. */
+export type Command =
+  | { readonly op: 'set-pool'; readonly pool: string; readonly version: string; readonly endpoints: readonly string[] }
+  | { readonly op: 'remove-pool'; readonly pool: string }
+  | { readonly op: 'weights'; readonly weights: Readonly<Record<string, number>> }
+  | { readonly op: 'canary'; readonly basisPoints: number; readonly pool: string }
+  | { readonly op: 'switch'; readonly to: string }
+  | { readonly op: 'rollback' };
+
+/** The operation names accepted in `op`. */
+export type CommandOp = Command['op'];
+
+/** Who/what issued a command, and the optimistic-concurrency guard. */
+export interface CommandMeta {
+  readonly actor: string;
+  readonly source: CommandSource;
+  /** When set, the change is refused with REVISION_CONFLICT unless the table is at this revision. */
+  readonly expectRevision?: number | undefined;
+  /** ISO time to stamp on the new table; defaults to now. */
+  readonly now?: string | undefined;
+}
+
+/** One audit log entry (SPEC §6). Rejected commands are recorded too. */
+export interface HistoryEntry {
+  /** Store-assigned id (memory: sequence number; Redis: stream id). */
+  readonly id: string;
+  /** Revision produced by the change; null when rejected. */
+  readonly revision: number | null;
+  /** Revision the table was at when the command was handled (0 when there was no table). */
+  readonly previousRevision: number;
+  readonly time: string;
+  readonly actor: string;
+  readonly source: CommandSource;
+  /** The command as received (validated form when valid, raw input otherwise). */
+  readonly command: unknown;
+  readonly result: 'applied' | 'rejected';
+  /** Reason of a rejection: the error code and message. */
+  readonly reason?: { readonly code: string; readonly message: string } | undefined;
+  /** Table before an applied change (what a rollback restores); null when there was none. */
+  readonly before?: RoutingTable | null | undefined;
+  /** For an applied rollback: the revision whose change it undid. */
+  readonly undoes?: number | undefined;
+}
