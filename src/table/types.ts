@@ -32,7 +32,12 @@ export type CommandSource = 'admin' | 'cli' | 'redis' | 'seed';
 
 /** A validated change to the table. Percentages are already converted to basis points. */
 export type Command =
-  | { readonly op: 'set-pool'; readonly pool: string; readonly version: string; readonly endpoints: readonly string[] }
+  | {
+      readonly op: 'set-pool';
+      readonly pool: string;
+      readonly version: string;
+      readonly endpoints: readonly string[];
+    }
   | { readonly op: 'remove-pool'; readonly pool: string }
   | { readonly op: 'weights'; readonly weights: Readonly<Record<string, number>> }
   | { readonly op: 'canary'; readonly basisPoints: number; readonly pool: string }

@@ -1,0 +1,110 @@
+/**
+ * The one configuration schema (SPEC §1), defaults inside. Every key is also a flag
+ * (`--kebab-case`) and an environment variable (`SWITCHYARD_UPPER_SNAKE`).
+ */
+import { z } from 'zod';
+
+/** Parses `HOST:PORT` (IPv6 as `[::1]:8080`). */
+export const hostPort = z.string().transform((value, ctx) => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not HOST:PORT (e.g. 127.0.0.1:8080)` });
+    return z.NEVER;
+  }
+  return { host: (m[1] ?? m[2]) as string, port };
+});
+
+/** A host and port to listen on. */
+export type ListenAddress = { host: string; port: number };
+
+/** Parses a duration: `500ms`, `30s`, `2m`, or a number of milliseconds. */
+export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') {
+    if (Number.isInteger(value) && value >= 0) return value;
+  } else {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
+    if (m) {
+      const n = Number(m[1]);
+      const ms = m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n;
+      if (Number.isFinite(ms)) return Math.round(ms);
+    }
+  }
+  ctx.addIssue({
+    code: 'custom',
+    message: `${JSON.stringify(value)} is not a duration (e.g. 500ms, 30s, 2m or milliseconds)`,
+  });
+  return z.NEVER;
+});
+
+const poolEntry = z.object({
+  name: z.string(),
+  version: z.string(),
+  endpoints: z.array(z.string()).min(1),
+});
+
+/** How the sticky request key is read: `cookie:NAME`, `header:NAME` or `client-address`. */
+export const stickyKey = z
+  .string()
+  .regex(
+    /^(cookie:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|header:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|client-address)$/,
+    'must be cookie:NAME, header:NAME or client-address',
+  )
+  .transform((v) => {
+    if (v === 'client-address') return { source: 'client-address' as const, name: '' };
+    const [source, name] = v.split(':') as ['cookie' | 'header', string];
+    return { source, name: source === 'header' ? name.toLowerCase() : name };
+  });
+
+/** The configuration schema with defaults. */
+export const configSchema = z
+  .object({
+    listen: hostPort.prefault('0.0.0.0:8080'),
+    adminListen: hostPort.prefault('127.0.0.1:9090'),
+    redis: z.string().url().optional(),
+    namespace: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . -')
+      .default('default'),
+    pools: z.array(poolEntry).default([]),
+    drainTimeout: duration.default(30_000),
+    drainSpread: duration.default(5_000),
+    shutdownDelay: duration.default(5_000),
+    shutdownTimeout: duration.default(30_000),
+    /** Time to wait for upstream response headers before answering 504. */
+    upstreamTimeout: duration.default(30_000),
+    /** Time to wait for an upstream TCP connection. */
+    connectTimeout: duration.default(5_000),
+    /** Idle time after which the proxy closes unused upstream sockets (keep below the upstream's). */
+    upstreamKeepAliveTimeout: duration.default(4_000),
+    /** Max concurrent connections per upstream endpoint. */
+    upstreamConnections: z.number().int().min(1).max(100_000).default(256),
+    stickyKey: stickyKey.prefault('cookie:sy_id'),
+    /** Addresses (exact IPs) whose incoming X-Forwarded-* headers are kept. */
+    trustedProxies: z.array(z.string()).default([]),
+    /** Send `x-switchyard-upstream: POOL@VERSION` on responses. */
+    upstreamHeader: z.boolean().default(true),
+    /** Client keep-alive timeout: keep it above the load balancer's idle timeout. */
+    keepAliveTimeout: duration.default(65_000),
+    headersTimeout: duration.default(20_000),
+    requestTimeout: duration.default(300_000),
+    /** File where the last good table is kept, to boot from when Redis is unreachable. */
+    stateFile: z.string().optional(),
+    /** Require the admin token on GET /metrics too. */
+    metricsAuth: z.boolean().default(false),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
+    /** Build identifier reported by /healthz (the image's git SHA). */
+    buildSha: z.string().max(80).default('dev'),
+    /** Secret: from the environment only (SWITCHYARD_ADMIN_TOKEN). */
+    adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN). */
+    overrideToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  })
+  .strict();
+
+/** The validated, frozen configuration. */
+export type Config = z.output<typeof configSchema>;
+/** What a config file, the environment or flags may contain before validation. */
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,163 @@
+/**
+ * In-memory control store: one process, no persistence. The default when no Redis is
+ * configured, and the reference behaviour the Redis store's contract suite is checked against.
+ */
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { fail, isSwitchyardError } from '../errors.js';
+import { applyCommand, createSeedTable } from '../table/apply-command.js';
+import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
+import { parseCommandInput } from '../table/validate.js';
+import type {
+  ControlStore,
+  ControlStoreEvents,
+  ReplicaInfo,
+  SeedPools,
+  StoreStatus,
+} from './control-store.js';
+
+/** Audit entries kept in memory (oldest dropped first). */
+const HISTORY_LIMIT = 1000;
+
+/** Options of MemoryControlStore. */
+export interface MemoryControlStoreOptions {
+  /** Revision this process's data plane has applied (reported by replicas()). */
+  readonly appliedRevision: () => number;
+  /** Replica id reported by replicas(); defaults to `<hostname>:<pid>`. */
+  readonly replicaId?: string | undefined;
+}
+
+/** A ControlStore held in this process's memory. */
+export class MemoryControlStore extends EventEmitter<ControlStoreEvents> implements ControlStore {
+  readonly #appliedRevision: () => number;
+  readonly #replicaId: string;
+  #table: RoutingTable | null = null;
+  /** Oldest first. */
+  #history: HistoryEntry[] = [];
+  #sequence = 0;
+  #state: 'idle' | 'running' | 'closed' = 'idle';
+
+  constructor(options: MemoryControlStoreOptions) {
+    super();
+    this.#appliedRevision = options.appliedRevision;
+    this.#replicaId = options.replicaId ?? `${hostname()}:${process.pid}`;
+  }
+
+  /** Nothing to connect to; marks the store running. */
+  start(): Promise<void> {
+    if (this.#state !== 'idle')
+      return Promise.reject(new Error('MemoryControlStore already started'));
+    this.#state = 'running';
+    this.emit('storeStatus', this.status());
+    return Promise.resolve();
+  }
+
+  /** Idempotent; later changes fail with CLOSED. */
+  close(): Promise<void> {
+    this.#state = 'closed';
+    return Promise.resolve();
+  }
+
+  current(): RoutingTable | null {
+    return this.#table;
+  }
+
+  /** Validates and applies a raw command; records applied and rejected commands alike. */
+  apply(input: unknown, meta: CommandMeta): Promise<RoutingTable> {
+    if (this.#state === 'closed') return Promise.reject(fail('CLOSED', 'control store is closed'));
+    const before = this.#table;
+    const previousRevision = before?.revision ?? 0;
+    const time = meta.now ?? new Date().toISOString();
+    let actor = meta.actor;
+    try {
+      const parsed = parseCommandInput(input);
+      if (parsed.actor !== undefined) actor = parsed.actor;
+      const expectRevision = meta.expectRevision ?? parsed.expectRevision;
+      const { table, undoes } = applyCommand(
+        before,
+        parsed.command,
+        { actor, source: meta.source, expectRevision, now: time },
+        this.#newestFirst(),
+      );
+      this.#record({
+        revision: table.revision,
+        previousRevision,
+        time,
+        actor,
+        source: meta.source,
+        command: parsed.command,
+        result: 'applied',
+        before,
+        undoes,
+      });
+      this.#table = table;
+      this.emit('table', table);
+      return Promise.resolve(table);
+    } catch (err) {
+      if (!isSwitchyardError(err)) throw err;
+      this.#record({
+        revision: null,
+        previousRevision,
+        time,
+        actor,
+        source: meta.source,
+        command: input,
+        result: 'rejected',
+        reason: { code: err.code, message: err.message },
+      });
+      return Promise.reject(err);
+    }
+  }
+
+  /** Writes revision 1 from `pools` unless a table exists; resolves with the stored table. */
+  seed(pools: SeedPools, meta: CommandMeta): Promise<RoutingTable> {
+    if (this.#table !== null) return Promise.resolve(this.#table);
+    const table = createSeedTable(pools, meta);
+    this.#record({
+      revision: table.revision,
+      previousRevision: 0,
+      time: table.updatedAt,
+      actor: meta.actor,
+      source: 'seed',
+      command: { op: 'seed', pools },
+      result: 'applied',
+      before: null,
+    });
+    this.#table = table;
+    this.emit('table', table);
+    return Promise.resolve(table);
+  }
+
+  history(limit: number): Promise<HistoryEntry[]> {
+    return Promise.resolve(this.#newestFirst().slice(0, Math.max(0, limit)));
+  }
+
+  replicas(): Promise<ReplicaInfo[]> {
+    return Promise.resolve([
+      {
+        id: this.#replicaId,
+        revision: this.#appliedRevision(),
+        heartbeatAt: new Date().toISOString(),
+        live: this.#state === 'running',
+      },
+    ]);
+  }
+
+  status(): StoreStatus {
+    return {
+      kind: 'memory',
+      up: this.#state === 'running',
+      newestRevision: this.#table?.revision ?? 0,
+    };
+  }
+
+  #record(entry: Omit<HistoryEntry, 'id'>): void {
+    this.#sequence += 1;
+    this.#history.push({ id: String(this.#sequence), ...entry });
+    if (this.#history.length > HISTORY_LIMIT) this.#history.shift();
+  }
+
+  #newestFirst(): HistoryEntry[] {
+    return this.#history.slice().reverse();
+  }
+}

@@ -1,0 +1,136 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parsePoolFlag } from '../../../src/config/load.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'switchyard-config-'));
+function file(name: string, text: string): string {
+  const path = join(tmp, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function problemsOf(fn: () => unknown): readonly string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies the defaults of SPEC §1', () => {
+    const config = loadConfig([], {});
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 8080 });
+    expect(config.adminListen).toEqual({ host: '127.0.0.1', port: 9090 });
+    expect(config.namespace).toBe('default');
+    expect(config.drainTimeout).toBe(30_000);
+    expect(config.drainSpread).toBe(5_000);
+    expect(config.shutdownDelay).toBe(5_000);
+    expect(config.shutdownTimeout).toBe(30_000);
+    expect(config.stickyKey).toEqual({ source: 'cookie', name: 'sy_id' });
+    expect(config.redis).toBeUndefined();
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.listen)).toBe(true);
+  });
+
+  it('merges flags over environment over file over defaults', () => {
+    const path = file(
+      'c.yaml',
+      'listen: 127.0.0.1:7000\nnamespace: fromfile\ndrainTimeout: 10s\nshutdownDelay: 1s\n',
+    );
+    const config = loadConfig(['--config', path, '--drain-timeout', '250ms'], {
+      SWITCHYARD_NAMESPACE: 'fromenv',
+      SWITCHYARD_DRAIN_TIMEOUT: '20s',
+    });
+    expect(config.listen).toEqual({ host: '127.0.0.1', port: 7000 });
+    expect(config.namespace).toBe('fromenv');
+    expect(config.drainTimeout).toBe(250);
+    expect(config.shutdownDelay).toBe(1000);
+  });
+
+  it('reads pools from --pool in order, and from a JSON file mapping', () => {
+    const config = loadConfig(
+      [
+        '--pool',
+        'blue=3f2c9e1@http://127.0.0.1:3001,http://127.0.0.1:3002',
+        '--pool',
+        'green=9ab14d0@http://127.0.0.1:3003',
+      ],
+      {},
+    );
+    expect(config.pools.map((p) => p.name)).toEqual(['blue', 'green']);
+    expect(config.pools[0]?.endpoints).toEqual(['http://127.0.0.1:3001', 'http://127.0.0.1:3002']);
+    const path = file(
+      'c.json',
+      JSON.stringify({
+        pools: { green: { version: '9ab14d0', endpoints: ['http://127.0.0.1:1'] } },
+      }),
+    );
+    expect(loadConfig(['--config', path], {}).pools[0]?.name).toBe('green');
+  });
+
+  it('takes REDIS_URL, LOG_LEVEL and secrets from the environment', () => {
+    const config = loadConfig([], {
+      REDIS_URL: 'redis://127.0.0.1:6390',
+      LOG_LEVEL: 'warn',
+      SWITCHYARD_ADMIN_TOKEN: 'a-very-long-admin-token',
+    });
+    expect(config.redis).toBe('redis://127.0.0.1:6390');
+    expect(config.logLevel).toBe('warn');
+    expect(config.adminToken).toBe('a-very-long-admin-token');
+  });
+
+  it('reports every problem with its field, and never falls back to a default', () => {
+    const problems = problemsOf(() =>
+      loadConfig(['--listen', 'nowhere', '--drain-timeout', 'soon', '--upstream-header', 'maybe'], {
+        SWITCHYARD_STICKY_KEY: 'cookie',
+      }),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^--upstream-header: "maybe" is not a boolean/),
+        expect.stringMatching(/^listen: "nowhere" is not HOST:PORT/),
+        expect.stringMatching(/^drainTimeout: "soon" is not a duration/),
+        expect.stringMatching(/^stickyKey: must be cookie:NAME, header:NAME or client-address/),
+      ]),
+    );
+  });
+
+  it('rejects unknown flags, unreadable files, secrets in files and bad pools', () => {
+    expect(problemsOf(() => loadConfig(['--bogus', '1'], {}))[0]).toMatch(/^flags: /);
+    expect(problemsOf(() => loadConfig(['--config', join(tmp, 'missing.yaml')], {}))[0]).toMatch(
+      /^config: cannot read/,
+    );
+    const withSecret = file('s.yaml', 'adminToken: abcdefghijklmnopqrstuvwxyz\n');
+    expect(problemsOf(() => loadConfig(['--config', withSecret], {}))[0]).toMatch(
+      /^adminToken: secrets come from the environment only/,
+    );
+    expect(problemsOf(() => loadConfig(['--pool', 'blue'], {}))[0]).toMatch(
+      /^--pool: "blue" is not NAME=VERSION@URL/,
+    );
+    const notMapping = file('list.yaml', '- a\n- b\n');
+    expect(problemsOf(() => loadConfig(['--config', notMapping], {}))[0]).toMatch(
+      /must hold a mapping/,
+    );
+  });
+
+  it('parses IPv6 listen addresses and header sticky keys', () => {
+    const config = loadConfig(['--listen', '[::1]:8081', '--sticky-key', 'header:X-User'], {});
+    expect(config.listen).toEqual({ host: '::1', port: 8081 });
+    expect(config.stickyKey).toEqual({ source: 'header', name: 'x-user' });
+  });
+});
+
+describe('parsePoolFlag', () => {
+  it('splits NAME=VERSION@URL,URL', () => {
+    expect(parsePoolFlag('canary=abc1234@http://a:1,http://b:2')).toEqual({
+      name: 'canary',
+      version: 'abc1234',
+      endpoints: ['http://a:1', 'http://b:2'],
+    });
+  });
+});
