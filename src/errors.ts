@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   UPSTREAM_TIMEOUT: 504,
   // lifecycle
   CLOSED: 503,
+  INTERNAL: 500,
   // configuration (exit code 2, never sent over HTTP)
   INVALID_CONFIG: 500,
 } as const;

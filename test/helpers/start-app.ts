@@ -1,0 +1,67 @@
+/**
+ * Starts a whole Switchyard app (proxy + admin + store) on loopback ephemeral ports for a test.
+ * Close it in afterEach/onTestFinished.
+ */
+import { Writable } from 'node:stream';
+import { createApp, type App, type AppOverrides } from '../../src/app.js';
+import { configFrom } from '../../src/config/load.js';
+
+/** A running app and where to reach it. */
+export interface TestApp {
+  readonly app: App;
+  readonly proxyUrl: string;
+  readonly adminUrl: string;
+  /** Parsed JSON log lines written so far. */
+  readonly logs: Array<Record<string, unknown>>;
+  close(): Promise<void>;
+}
+
+/** Collects pino's JSON lines in memory. */
+export function createLogCollector(): { stream: Writable; logs: Array<Record<string, unknown>> } {
+  const logs: Array<Record<string, unknown>> = [];
+  let pending = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      pending += chunk.toString('utf8');
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      callback();
+    },
+  });
+  return { stream, logs };
+}
+
+/**
+ * Starts an app with test defaults (loopback port 0, log level info captured in memory,
+ * shutdownDelay 0, no default process metrics), overridden by `config`.
+ */
+export async function startApp(
+  config: Record<string, unknown> = {},
+  overrides: AppOverrides = {},
+): Promise<TestApp> {
+  const { stream, logs } = createLogCollector();
+  const app = createApp(
+    configFrom({
+      listen: '127.0.0.1:0',
+      adminListen: '127.0.0.1:0',
+      logLevel: 'info',
+      shutdownDelay: 0,
+      ...config,
+    }),
+    { logStream: stream, defaultMetrics: false, ...overrides },
+  );
+  await app.start();
+  const proxy = app.proxy.address();
+  const admin = app.admin.address();
+  return {
+    app,
+    proxyUrl: `http://127.0.0.1:${proxy.port}`,
+    adminUrl: `http://127.0.0.1:${admin.port}`,
+    logs,
+    close: () => app.close(),
+  };
+}
