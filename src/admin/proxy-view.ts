@@ -1,0 +1,14 @@
+/**
+ * What the admin API reads from the data plane. ProxyServer implements it; the admin API never
+ * reaches into the data plane otherwise.
+ */
+
+/** Read-only view of the proxy's state for the admin API. */
+export interface ProxyView {
+  /** Revision of the table the proxy currently routes by (0 before the first). */
+  appliedRevision(): number;
+  /** Requests answered per pool over the last `windowMs` milliseconds. */
+  trafficSnapshot(windowMs: number): Record<string, number>;
+  /** Healthy and total endpoints of `pool` (both 0 for a pool the proxy does not know). */
+  poolHealth(pool: string): { healthy: number; total: number };
+}

@@ -1,0 +1,189 @@
+/**
+ * The routes that change the table. Each builds the raw command `{op, ...body}` and hands it to
+ * `store.apply`, the one validator for every entry point (admin, CLI, Redis), which also records
+ * rejections in the audit log. Every change is answered with the new table.
+ */
+import type { Logger } from '../../observability/logger.js';
+import { fail, isSwitchyardError } from '../../errors.js';
+import type { AdminDeps } from '../admin-server.js';
+import { readJsonBody } from '../body.js';
+import type { Route, RouteContext, RouteReply } from '../router.js';
+import {
+  canaryBody,
+  removePoolBody,
+  rollbackBody,
+  routingTableSchema,
+  setPoolBody,
+  switchBody,
+  weightsBody,
+} from '../schemas.js';
+import { parseWaitQuery, waitForReplicas } from '../wait-for-replicas.js';
+
+const WAIT_QUERY = [
+  {
+    name: 'wait',
+    description:
+      'all: answer once every live replica has applied the new revision (else 504 REPLICAS_LAGGING)',
+    schema: { type: 'string', enum: ['all'] },
+  },
+  {
+    name: 'timeout',
+    description: 'With wait=all: how long to wait, e.g. 5s or 500ms (default 10s)',
+    schema: { type: 'string', examples: ['5s'] },
+  },
+] as const;
+
+/** Status codes every change may answer besides 200. */
+const CHANGE_ERRORS = [400, 404, 409, 413, 415, 503, 504] as const;
+
+/** The routes that change the table. */
+export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
+  const change = (ctx: RouteContext, command: Record<string, unknown>): Promise<RouteReply> =>
+    applyChange(deps, log, ctx, command);
+  return [
+    {
+      method: 'PUT',
+      path: '/v1/pools/{name}',
+      auth: 'token',
+      summary: 'Create or update a pool (a pool with weight > 0 cannot change its version)',
+      body: setPoolBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: routingTableSchema,
+      handle: async (ctx) =>
+        change(ctx, { ...(await readObject(ctx)), op: 'set-pool', pool: ctx.params.name }),
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/pools/{name}',
+      auth: 'token',
+      summary: 'Remove a pool that has weight 0',
+      body: removePoolBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: routingTableSchema,
+      handle: async (ctx) =>
+        change(ctx, { ...(await readObject(ctx)), op: 'remove-pool', pool: ctx.params.name }),
+    },
+    {
+      method: 'PUT',
+      path: '/v1/weights',
+      auth: 'token',
+      summary: 'Set every weight at once (basis points or percent); pools not named get 0',
+      body: weightsBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: routingTableSchema,
+      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'weights' }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/canary',
+      auth: 'token',
+      summary:
+        'Give one pool (default canary) a share; the others split the rest in their current ratio',
+      body: canaryBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: routingTableSchema,
+      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'canary' }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/switch',
+      auth: 'token',
+      summary: 'Send all traffic to one pool in one revision',
+      description:
+        'Refused with 409 POOL_UNHEALTHY when the pool has no healthy endpoint on this replica, unless `force` is true.',
+      body: switchBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: routingTableSchema,
+      handle: async (ctx) => {
+        const { force, ...body } = await readObject(ctx);
+        if (force !== undefined && typeof force !== 'boolean') {
+          throw fail('VALIDATION_FAILED', 'force: must be a boolean');
+        }
+        const to = body.to;
+        if (
+          force !== true &&
+          typeof to === 'string' &&
+          deps.store.current()?.pools[to] !== undefined
+        ) {
+          const health = deps.proxy.poolHealth(to);
+          if (health.healthy === 0) {
+            deps.metrics.commandsRejected.inc({ source: ctx.source });
+            const err = fail(
+              'POOL_UNHEALTHY',
+              `to: pool "${to}" has no healthy endpoint (0 of ${health.total}); pass force: true to switch anyway`,
+            );
+            log.warn(
+              { code: err.code, message: err.message, actor: ctx.source, op: 'switch' },
+              'command rejected',
+            );
+            throw err;
+          }
+        }
+        return change(ctx, { ...body, op: 'switch' });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/rollback',
+      auth: 'token',
+      summary: 'Undo the most recent change not yet undone, as a new revision',
+      description:
+        'Repeated rollbacks walk further back through history, never forward. Nothing left: 409 NOTHING_TO_UNDO.',
+      body: rollbackBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: routingTableSchema,
+      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'rollback' }),
+    },
+  ];
+}
+
+/** Reads the body as a JSON object; the actor is the server's to set, so a body `actor` is dropped. */
+async function readObject(ctx: RouteContext): Promise<Record<string, unknown>> {
+  const body = await readJsonBody(ctx.req);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw fail('VALIDATION_FAILED', 'body: must be a JSON object');
+  }
+  const rest = { ...(body as Record<string, unknown>) };
+  delete rest.actor;
+  return rest;
+}
+
+async function applyChange(
+  deps: AdminDeps,
+  log: Logger,
+  ctx: RouteContext,
+  command: Record<string, unknown>,
+): Promise<RouteReply> {
+  // Query problems are refused before anything changes.
+  const wait = parseWaitQuery(ctx.query);
+  const actor = ctx.source;
+  const expectRevision =
+    typeof command.expectRevision === 'number' ? command.expectRevision : undefined;
+  let table;
+  try {
+    table = await deps.store.apply(command, { actor, source: ctx.source, expectRevision });
+  } catch (err) {
+    if (isSwitchyardError(err)) {
+      log.warn({ code: err.code, message: err.message, actor, op: command.op }, 'command rejected');
+    }
+    throw err;
+  }
+  log.info(
+    {
+      revision: table.revision,
+      previousRevision: table.revision - 1,
+      weights: table.weights,
+      actor,
+      op: command.op,
+    },
+    'table changed',
+  );
+  if (wait !== null) await waitForReplicas(deps.store, table.revision, wait.timeoutMs, ctx.signal);
+  return { status: 200, json: table };
+}

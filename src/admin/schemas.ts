@@ -1,0 +1,157 @@
+/**
+ * zod schemas of the admin API's request and response bodies, for the OpenAPI document. The
+ * authoritative validation of commands is parseCommandInput in table/ (run by the store); these
+ * describe the same shapes and a test checks that documented examples pass both.
+ */
+import { z } from 'zod';
+import { POOL_NAME_PATTERN } from '../table/validate.js';
+import { TOTAL_BASIS_POINTS } from '../table/types.js';
+
+const poolName = z.string().regex(POOL_NAME_PATTERN).describe('Pool name');
+const version = z
+  .string()
+  .regex(/^(?:[0-9a-f]{7,40}|sha256:[0-9a-f]{64})$/)
+  .describe('Immutable version: lowercase hex git SHA (7-40) or sha256:<64 hex>');
+const basisPoints = z.int().min(0).max(TOTAL_BASIS_POINTS).describe('Basis points (10000 = 100 %)');
+const percent = z
+  .number()
+  .min(0)
+  .max(100)
+  .multipleOf(0.01)
+  .describe('Percent, at most two decimals');
+const expectRevision = z
+  .int()
+  .min(0)
+  .optional()
+  .describe('Refuse the change with 409 REVISION_CONFLICT unless the table is at this revision');
+
+/** PUT /v1/pools/{name}. */
+export const setPoolBody = z
+  .object({
+    version,
+    endpoints: z
+      .array(z.url({ protocol: /^https?$/ }))
+      .min(1)
+      .max(64)
+      .describe('Origins http(s)://host:port, no path'),
+    expectRevision,
+  })
+  .strict();
+
+/** DELETE /v1/pools/{name} (the body is optional). */
+export const removePoolBody = z.object({ expectRevision }).strict();
+
+/** PUT /v1/weights: exactly one of `weights` (basis points) or `percent`; pools not named get 0. */
+export const weightsBody = z.union([
+  z.object({ weights: z.record(poolName, basisPoints), expectRevision }).strict(),
+  z.object({ percent: z.record(poolName, percent), expectRevision }).strict(),
+]);
+
+/** POST /v1/canary: exactly one of `percent` or `basisPoints`; `pool` defaults to `canary`. */
+export const canaryBody = z.union([
+  z.object({ percent, pool: poolName.optional(), expectRevision }).strict(),
+  z.object({ basisPoints, pool: poolName.optional(), expectRevision }).strict(),
+]);
+
+/** POST /v1/switch. */
+export const switchBody = z
+  .object({
+    to: poolName,
+    force: z.boolean().optional().describe('Switch even when the pool has no healthy endpoint'),
+    expectRevision,
+  })
+  .strict();
+
+/** POST /v1/rollback (the body is optional). */
+export const rollbackBody = z.object({ expectRevision }).strict();
+
+/** The routing table (SPEC §2). */
+export const routingTableSchema = z.object({
+  revision: z.int().min(1),
+  pools: z.record(poolName, z.object({ version, endpoints: z.array(z.string()) })),
+  weights: z.record(poolName, basisPoints),
+  updatedAt: z.string().describe('ISO-8601 time'),
+  updatedBy: z.string(),
+});
+
+/** Every error answer. */
+export const errorSchema = z.object({
+  error: z
+    .object({
+      code: z.string().describe('Stable error code, e.g. VALIDATION_FAILED, POOL_LIVE'),
+      message: z.string().describe('Names the field and the problem'),
+      lagging: z
+        .array(z.string())
+        .optional()
+        .describe('REPLICAS_LAGGING: live replicas not yet at the revision'),
+    })
+    .loose(),
+});
+
+/** GET /v1/state. */
+export const stateSchema = z.object({
+  table: routingTableSchema
+    .nullable()
+    .describe('The table in the control store (null before the first)'),
+  appliedRevision: z.int().describe('Revision this replica routes by'),
+  store: z.object({
+    kind: z.enum(['memory', 'redis']),
+    up: z.boolean(),
+    newestRevision: z.int(),
+  }),
+  build: z.string().describe('Build identifier (git SHA)'),
+});
+
+/** GET /v1/history. */
+export const historySchema = z.object({
+  history: z.array(
+    z.object({
+      id: z.string(),
+      revision: z.int().nullable().describe('Revision produced; null when rejected'),
+      previousRevision: z.int(),
+      time: z.string(),
+      actor: z.string(),
+      source: z.enum(['admin', 'cli', 'redis', 'seed']),
+      command: z.unknown(),
+      result: z.enum(['applied', 'rejected']),
+      reason: z.object({ code: z.string(), message: z.string() }).optional(),
+      undoes: z.int().optional().describe('For a rollback: the revision whose change it undid'),
+    }),
+  ),
+});
+
+/** GET /v1/replicas. */
+export const replicasSchema = z.object({
+  replicas: z.array(
+    z.object({ id: z.string(), revision: z.int(), heartbeatAt: z.string(), live: z.boolean() }),
+  ),
+});
+
+/** GET /v1/traffic. */
+export const trafficSchema = z.object({
+  windowMs: z.int(),
+  total: z.int().describe('Requests answered in the window, all pools'),
+  revision: z.int().nullable(),
+  pools: z.record(
+    z.string(),
+    z.object({
+      requests: z.int(),
+      observedShare: z.number().describe("Fraction 0..1 of the window's requests"),
+      weight: z.int().describe('Configured weight in basis points'),
+      configuredShare: z.number().describe('weight / 10000'),
+      interval: z
+        .object({ low: z.number(), high: z.number() })
+        .nullable()
+        .describe('95 % Wilson interval of the observed share; null without requests'),
+      skewed: z
+        .boolean()
+        .describe('Enough samples and the configured share is outside the interval'),
+    }),
+  ),
+});
+
+/** GET /healthz. */
+export const healthSchema = z.object({ status: z.literal('ok'), build: z.string() });
+
+/** GET /readyz. */
+export const readySchema = z.object({ status: z.enum(['ready', 'not-ready']), revision: z.int() });

@@ -1,0 +1,68 @@
+/**
+ * `?wait=all&timeout=5s` on admin changes (SPEC §5, §6): answer only once every live replica has
+ * applied the new revision, or 504 REPLICAS_LAGGING naming the ones that have not.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { duration } from '../config/schema.js';
+import type { ControlStore } from '../control/control-store.js';
+import { fail } from '../errors.js';
+
+/** Default and largest `timeout` of a wait. */
+export const DEFAULT_WAIT_TIMEOUT_MS = 10_000;
+export const MAX_WAIT_TIMEOUT_MS = 120_000;
+/** How often replicas are polled while waiting. */
+const POLL_INTERVAL_MS = 25;
+
+/**
+ * Reads `wait` and `timeout` from the query. Returns null when no wait was asked for. Throws
+ * VALIDATION_FAILED for a bad value, before anything is changed.
+ */
+export function parseWaitQuery(query: URLSearchParams): { timeoutMs: number } | null {
+  const wait = query.get('wait');
+  const timeout = query.get('timeout');
+  if (wait === null) {
+    if (timeout !== null) throw fail('VALIDATION_FAILED', 'timeout: only meaningful with wait=all');
+    return null;
+  }
+  if (wait !== 'all') throw fail('VALIDATION_FAILED', 'wait: must be "all"');
+  if (timeout === null) return { timeoutMs: DEFAULT_WAIT_TIMEOUT_MS };
+  const parsed = duration.safeParse(timeout);
+  if (!parsed.success || parsed.data <= 0 || parsed.data > MAX_WAIT_TIMEOUT_MS) {
+    throw fail(
+      'VALIDATION_FAILED',
+      `timeout: must be a duration above 0 and at most ${MAX_WAIT_TIMEOUT_MS / 1000}s (e.g. 5s, 500ms)`,
+    );
+  }
+  return { timeoutMs: parsed.data };
+}
+
+/**
+ * Polls the store's replica list until every live replica is at `revision` or later. Rejects
+ * with REPLICAS_LAGGING (504, `lagging`: ids) at the deadline, or when `signal` aborts.
+ */
+export async function waitForReplicas(
+  store: ControlStore,
+  revision: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const replicas = await store.replicas();
+    const lagging = replicas.filter((r) => r.live && r.revision < revision).map((r) => r.id);
+    if (lagging.length === 0) return;
+    const remainingMs = deadline - Date.now();
+    if (remainingMs <= 0 || signal.aborted) {
+      throw fail(
+        'REPLICAS_LAGGING',
+        `revision ${revision} was stored, but ${lagging.length} live replica(s) had not applied it within ${timeoutMs} ms`,
+        { details: { lagging, revision } },
+      );
+    }
+    try {
+      await delay(Math.min(POLL_INTERVAL_MS, remainingMs), undefined, { signal });
+    } catch {
+      // aborted: the next turn reports the lagging replicas at once
+    }
+  }
+}
