@@ -1,0 +1,13 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+// Compiled to dist/bench/lib/: the source tree's bench/results is three levels up.
+const RESULTS_DIR = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
+
+/** Writes `data` as pretty JSON to bench/results/<file>; returns the path. */
+export async function writeResults(file: string, data: unknown): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const path = `${RESULTS_DIR}${file}`;
+  await writeFile(path, `${JSON.stringify(data, null, 2)}\n`);
+  return path;
+}
