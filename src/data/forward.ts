@@ -1,0 +1,571 @@
+/**
+ * The request path: one ProxyExchange per client request routes it against one snapshot (sticky
+ * key, pool, endpoint), rewrites headers (hop-by-hop, X-Forwarded-*, override), and forwards it
+ * with undici's low-level dispatch, streaming both bodies with backpressure. It is its own undici
+ * handler (the legacy callback API, which undici's core calls without an adapter) so a request
+ * costs one object plus the header arrays.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../observability/logger.js';
+import type { Metrics } from '../observability/metrics.js';
+import { randomStickyId } from '../table/sticky-hash.js';
+import {
+  pickEndpoint,
+  type CompiledPool,
+  type PoolMetricChildren,
+  type RoutingSnapshot,
+  type UpstreamErrorReason,
+} from './router.js';
+import type { UpstreamPool } from './upstream-pool.js';
+
+/** Largest PUT/DELETE body held in memory so the request can be retried (SPEC §3). */
+export const MAX_RETRY_BODY_BYTES = 64 * 1024;
+
+/** Settings and shared state of the request path, built once per ProxyServer. */
+export interface ForwardContext {
+  readonly stickySource: 'cookie' | 'header' | 'client-address';
+  /** Cookie name, or lower-case header name. */
+  readonly stickyName: string;
+  readonly trustedProxies: ReadonlySet<string>;
+  /** sha256 of the override token, or null when overrides are off. */
+  readonly overrideDigest: Buffer | null;
+  readonly upstreamHeader: boolean;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Metric children for requests answered before a pool was chosen. */
+  readonly unrouted: PoolMetricChildren;
+  /** Set by beginShutdown(): every response then carries `Connection: close`. */
+  shuttingDown: boolean;
+  /** Requests in flight (for close()). */
+  inFlight: number;
+  /** Called when inFlight drops to 0. */
+  onIdle: (() => void) | null;
+}
+
+/** Builds the sha256 digest an override token is compared against (constant time). */
+export function overrideDigest(token: string | undefined): Buffer | null {
+  return token === undefined ? null : createHash('sha256').update(token).digest();
+}
+
+// Request headers never forwarded (RFC 9110 §7.6.1), plus those undici refuses (`expect`) and our
+// own override headers. Values: 1 = drop, 2 = drop but read.
+const REQUEST_DROP: Record<string, number> = {
+  __proto__: null as unknown as number,
+  connection: 2,
+  'keep-alive': 1,
+  'proxy-connection': 1,
+  'proxy-authenticate': 1,
+  'proxy-authorization': 1,
+  te: 1,
+  trailer: 1,
+  'transfer-encoding': 2,
+  upgrade: 1,
+  expect: 1,
+  'x-switchyard-pool': 2,
+  'x-switchyard-token': 2,
+  'x-forwarded-for': 2,
+  'x-forwarded-proto': 2,
+  'x-forwarded-host': 2,
+};
+
+const RESPONSE_DROP: Record<string, number> = {
+  __proto__: null as unknown as number,
+  connection: 2,
+  'keep-alive': 1,
+  'proxy-connection': 1,
+  'proxy-authenticate': 1,
+  'proxy-authorization': 1,
+  te: 1,
+  trailer: 1,
+  'transfer-encoding': 1,
+  upgrade: 1,
+};
+
+/** Normalises an IPv4-mapped IPv6 peer address (`::ffff:127.0.0.1` → `127.0.0.1`). */
+export function normaliseAddress(addr: string | undefined): string {
+  if (addr === undefined) return '';
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+/** Reads one cookie from a Cookie header value; undefined when absent. */
+export function readCookie(header: string, name: string): string | undefined {
+  let from = 0;
+  const n = header.length;
+  while (from < n) {
+    while (from < n && (header.charCodeAt(from) === 32 || header.charCodeAt(from) === 59)) from++;
+    let end = header.indexOf(';', from);
+    if (end === -1) end = n;
+    if (
+      end - from > name.length &&
+      header.charCodeAt(from + name.length) === 61 &&
+      header.startsWith(name, from)
+    ) {
+      return header.slice(from + name.length + 1, end).trim();
+    }
+    from = end + 1;
+  }
+  return undefined;
+}
+
+function removeNamed(headers: string[], tokens: string, protect: Record<string, number>): string[] {
+  const named = new Set<string>();
+  for (const t of tokens.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '' && name !== 'close' && name !== 'keep-alive' && protect[name] === undefined)
+      named.add(name);
+  }
+  if (named.size === 0) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    if (!named.has((headers[i] as string).toLowerCase()))
+      out.push(headers[i] as string, headers[i + 1] as string);
+  }
+  return out;
+}
+
+function proxyErrorBody(code: string, message: string): string {
+  return JSON.stringify({ error: { code, message } });
+}
+
+function classify(err: Error & { code?: string }): UpstreamErrorReason {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+      return 'reset';
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'ETIMEDOUT':
+      return 'timeout';
+    default:
+      return 'other';
+  }
+}
+
+/** Outcome of ProxyExchange.route(). */
+export const enum Routed {
+  /** Routed: call forward(). */
+  Forward = 0,
+  /** Routed, but the small body must be held first: call holdBodyThenForward(). */
+  HoldBody = 1,
+  /** Refused: the error is in errorStatus/errorCode/errorMessage (and already sent, for HTTP). */
+  Failed = 2,
+}
+
+const enum Retry {
+  /** Retry once on refused, reset or closed: idempotent and the body (if any) is held. */
+  Idempotent = 0,
+  /** Retry only when the connection was refused (nothing was sent). */
+  RefusedOnly = 1,
+}
+
+/** One client request through the proxy; also the undici dispatch handler of its upstream leg. */
+export class ProxyExchange implements Dispatcher.DispatchHandler {
+  readonly #ctx: ForwardContext;
+  readonly #req: IncomingMessage;
+  /** null for upgrade requests (the caller owns the raw socket). */
+  readonly #res: ServerResponse | null;
+  readonly #start: number;
+  errorStatus = 0;
+  errorCode = '';
+  errorMessage = '';
+  /** Forwarded request headers as a flat [name, value, ...] list. */
+  headers: string[] = [];
+  path = '/';
+  pool: CompiledPool | undefined;
+  endpoint: UpstreamPool | undefined;
+  /** `Set-Cookie` value for a newly created sticky id, or null. */
+  setCookie: string | null = null;
+  #body: IncomingMessage | Buffer | null = null;
+  #retry = Retry.RefusedOnly;
+  #attempt = 0;
+  #abort: ((err?: Error) => void) | null = null;
+  #responseStarted = false;
+  #finished = false;
+  #resume: (() => void) | null = null;
+
+  constructor(ctx: ForwardContext, req: IncomingMessage, res: ServerResponse | null) {
+    this.#ctx = ctx;
+    this.#req = req;
+    this.#res = res;
+    this.#start = performance.now();
+  }
+
+  /**
+   * Routes against `snap`: validates Host and target, rewrites headers, chooses pool and endpoint.
+   * On failure, answers the client itself (when it has a response object) and returns Failed.
+   */
+  route(snap: RoutingSnapshot | null): Routed {
+    // hot path
+    const ctx = this.#ctx;
+    const req = this.#req;
+    const raw = req.rawHeaders;
+    const out = this.headers;
+    let hosts = 0;
+    let host = '';
+    let cookie: string | undefined;
+    let stickyHeader: string | undefined;
+    let connection: string | undefined;
+    let xff: string | undefined;
+    let xfp: string | undefined;
+    let xfh: string | undefined;
+    let overridePool: string | undefined;
+    let overrideToken: string | undefined;
+    let contentLength: string | undefined;
+    let chunked = false;
+    const stickyName = ctx.stickySource === 'header' ? ctx.stickyName : '';
+    for (let i = 0; i < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const value = raw[i + 1] as string;
+      const lower = name.toLowerCase();
+      const drop = REQUEST_DROP[lower];
+      if (drop === undefined) {
+        if (lower === 'host') {
+          hosts++;
+          host = value;
+        } else if (lower === 'cookie') {
+          cookie = cookie === undefined ? value : `${cookie}; ${value}`;
+        } else if (lower === 'content-length') {
+          contentLength = value;
+        }
+        if (lower === stickyName) stickyHeader = value;
+        out.push(name, value);
+      } else if (drop === 2) {
+        switch (lower) {
+          case 'connection':
+            connection = connection === undefined ? value : `${connection},${value}`;
+            break;
+          case 'transfer-encoding':
+            chunked = true;
+            break;
+          case 'x-forwarded-for':
+            xff = xff === undefined ? value : `${xff}, ${value}`;
+            break;
+          case 'x-forwarded-proto':
+            xfp ??= value;
+            break;
+          case 'x-forwarded-host':
+            xfh ??= value;
+            break;
+          case 'x-switchyard-pool':
+            overridePool = value;
+            break;
+          case 'x-switchyard-token':
+            overrideToken = value;
+            break;
+        }
+      }
+    }
+    // RFC 9112 §3.2: a request with more than one Host is invalid (Node keeps the first silently).
+    if (hosts > 1) return this.fail(400, 'BAD_REQUEST', 'more than one Host header');
+    const url = req.url ?? '/';
+    if (url.charCodeAt(0) === 47 /* / */ || url === '*') {
+      this.path = url;
+    } else {
+      // Absolute-form target: accept it only for the Host it names; never route by it.
+      let target: URL;
+      try {
+        target = new URL(url);
+      } catch {
+        return this.fail(400, 'BAD_REQUEST', 'invalid request target');
+      }
+      if (target.host.toLowerCase() !== host.toLowerCase()) {
+        return this.fail(400, 'BAD_REQUEST', 'request target names another host');
+      }
+      this.path = target.pathname + target.search;
+    }
+    if (connection !== undefined)
+      this.headers = removeNamed(this.headers, connection, REQUEST_DROP);
+
+    const peer = normaliseAddress(req.socket.remoteAddress);
+    const trusted = ctx.trustedProxies.size > 0 && ctx.trustedProxies.has(peer);
+    const headers = this.headers;
+    headers.push(
+      'x-forwarded-for',
+      trusted && xff !== undefined ? `${xff}, ${peer}` : peer,
+      'x-forwarded-proto',
+      trusted && xfp !== undefined ? xfp : 'encrypted' in req.socket ? 'https' : 'http',
+      'x-forwarded-host',
+      trusted && xfh !== undefined ? xfh : host,
+    );
+
+    if (snap === null) return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'no routing table loaded yet');
+
+    let pool: CompiledPool | undefined;
+    if (overridePool !== undefined && overrideToken !== undefined && ctx.overrideDigest !== null) {
+      const digest = createHash('sha256').update(overrideToken).digest();
+      if (timingSafeEqual(digest, ctx.overrideDigest)) {
+        pool = snap.pools.get(overridePool);
+        if (pool === undefined)
+          return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'override pool is not in the table');
+      }
+    }
+    if (pool === undefined) {
+      let key: string | undefined;
+      if (ctx.stickySource === 'cookie') {
+        key = cookie === undefined ? undefined : readCookie(cookie, ctx.stickyName);
+        if (key === undefined || key === '') {
+          key = randomStickyId();
+          this.setCookie = `${ctx.stickyName}=${key}; Path=/; HttpOnly; SameSite=Lax`;
+        }
+      } else if (ctx.stickySource === 'header') {
+        // Without the header, fall back to the client address: stable for that client.
+        key = stickyHeader ?? peer;
+      } else {
+        key = trusted && xff !== undefined ? lastListItem(xff) : peer;
+      }
+      const name = snap.pick(key);
+      pool = name === undefined ? undefined : snap.pools.get(name);
+      if (pool === undefined)
+        return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'no pool has traffic weight');
+    }
+    this.pool = pool;
+    const endpoint = pickEndpoint(pool);
+    if (endpoint === undefined)
+      return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'pool has no endpoint');
+    this.endpoint = endpoint;
+
+    const method = req.method as string;
+    const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
+    if (!hasBody) {
+      this.#retry =
+        method === 'GET' ||
+        method === 'HEAD' ||
+        method === 'OPTIONS' ||
+        method === 'PUT' ||
+        method === 'DELETE'
+          ? Retry.Idempotent
+          : Retry.RefusedOnly;
+    } else if (
+      (method === 'PUT' || method === 'DELETE') &&
+      !chunked &&
+      Number(contentLength) <= MAX_RETRY_BODY_BYTES
+    ) {
+      this.#retry = Retry.Idempotent;
+      return Routed.HoldBody;
+    } else {
+      this.#body = req;
+    }
+    return Routed.Forward;
+  }
+
+  /** Forwards the routed request (after route() returned Forward). */
+  forward(): void {
+    // hot path
+    const ctx = this.#ctx;
+    ctx.inFlight++;
+    (this.#res as ServerResponse).once('close', this.#onClientClose);
+    this.pool?.traffic.record(Date.now());
+    this.#dispatch(this.endpoint as UpstreamPool, false);
+  }
+
+  /** Reads a small PUT/DELETE body into memory (so it can be resent), then forwards. */
+  holdBodyThenForward(): void {
+    const chunks: Buffer[] = [];
+    const req = this.#req;
+    const onData = (c: Buffer): void => {
+      chunks.push(c);
+    };
+    req.on('data', onData);
+    req.once('end', () => {
+      req.off('data', onData);
+      this.#body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      this.forward();
+    });
+    req.once('error', () => {
+      // client went away before the body arrived: nothing was sent upstream
+      req.off('data', onData);
+    });
+  }
+
+  #dispatch(endpoint: UpstreamPool, fresh: boolean): void {
+    // hot path
+    this.endpoint = endpoint;
+    endpoint.outstanding++;
+    const opts: Dispatcher.DispatchOptions = {
+      origin: endpoint.origin,
+      path: this.path,
+      method: this.#req.method as Dispatcher.HttpMethod,
+      headers: this.headers,
+      body: this.#body,
+    };
+    if (fresh) endpoint.dispatchFresh(opts, this);
+    else endpoint.dispatch(opts, this);
+  }
+
+  #onClientClose = (): void => {
+    if (this.#finished) return;
+    // The client went away before the response ended: cancel the upstream leg now.
+    this.#finished = true;
+    this.#done();
+    const abort = this.#abort;
+    if (abort !== null) abort(new Error('client closed the connection'));
+  };
+
+  #done(): void {
+    const ctx = this.#ctx;
+    ctx.inFlight--;
+    if (ctx.inFlight === 0 && ctx.onIdle !== null) ctx.onIdle();
+  }
+
+  // undici handler (legacy callback API)
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#finished) abort(new Error('client closed the connection'));
+  }
+
+  onHeaders(
+    statusCode: number,
+    rawHeaders: Buffer[],
+    resume: () => void,
+    statusText: string,
+  ): boolean {
+    // hot path
+    if (statusCode < 200) return true; // 1xx: we answered Expect ourselves; early hints dropped
+    if (this.#finished) return false;
+    this.#responseStarted = true;
+    this.#resume = resume;
+    const out: string[] = [];
+    let connection: string | undefined;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = (rawHeaders[i] as Buffer).toString('latin1');
+      const lower = name.toLowerCase();
+      const drop = RESPONSE_DROP[lower];
+      if (drop === undefined) {
+        out.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
+      } else if (drop === 2) {
+        const v = (rawHeaders[i + 1] as Buffer).toString('latin1');
+        connection = connection === undefined ? v : `${connection},${v}`;
+      }
+    }
+    const headers = connection === undefined ? out : removeNamed(out, connection, RESPONSE_DROP);
+    this.decorate(headers);
+    (this.#res as ServerResponse).writeHead(statusCode, statusText, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    // hot path
+    const res = this.#res as ServerResponse;
+    if (res.write(chunk)) return true;
+    res.once('drain', this.#onDrain);
+    return false;
+  }
+
+  #onDrain = (): void => {
+    const resume = this.#resume;
+    if (resume !== null) resume();
+  };
+
+  onComplete(): void {
+    // hot path
+    const endpoint = this.endpoint as UpstreamPool;
+    endpoint.outstanding--;
+    if (this.#finished) return;
+    this.#finished = true;
+    const res = this.#res as ServerResponse;
+    res.end();
+    this.#count(res.statusCode);
+    this.#done();
+  }
+
+  onError(err: Error): void {
+    const endpoint = this.endpoint as UpstreamPool;
+    endpoint.outstanding--;
+    if (this.#finished) return; // our own abort after the client left
+    const pool = this.pool as CompiledPool;
+    const reason = classify(err);
+    pool.metrics.errors[reason].inc();
+    if (this.#responseStarted) {
+      // Mid-body failure: the status is sent, so cut the client connection to signal it.
+      this.#finished = true;
+      this.#ctx.log.debug(
+        { err, pool: pool.name, endpoint: endpoint.url },
+        'upstream failed mid-response',
+      );
+      (this.#res as ServerResponse).destroy(err);
+      this.#count(502);
+      this.#done();
+      return;
+    }
+    if (
+      this.#attempt === 0 &&
+      (reason === 'refused' || (reason === 'reset' && this.#retry === Retry.Idempotent))
+    ) {
+      this.#attempt = 1;
+      pool.metrics.retries.inc();
+      const other = pickEndpoint(pool, endpoint);
+      if (other !== undefined) this.#dispatch(other, false);
+      else this.#dispatch(endpoint, true);
+      return;
+    }
+    this.#ctx.log.debug(
+      { err, pool: pool.name, endpoint: endpoint.url, reason },
+      'upstream request failed',
+    );
+    this.#finished = true;
+    const res = this.#res as ServerResponse;
+    if (reason === 'timeout')
+      this.#sendError(res, 504, 'UPSTREAM_TIMEOUT', 'upstream did not answer in time');
+    else this.#sendError(res, 502, 'UPSTREAM_ERROR', 'upstream request failed');
+    this.#done();
+  }
+
+  /** Adds the proxy's own response headers. */
+  decorate(headers: string[]): void {
+    const ctx = this.#ctx;
+    if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
+    if (ctx.upstreamHeader && this.pool !== undefined)
+      headers.push('x-switchyard-upstream', this.pool.upstreamHeader);
+    if (ctx.shuttingDown) headers.push('connection', 'close');
+  }
+
+  #count(status: number): void {
+    const m = this.pool === undefined ? this.#ctx.unrouted : this.pool.metrics;
+    m.requests[(status / 100) | 0]?.inc();
+    m.duration.observe((performance.now() - this.#start) / 1000);
+  }
+
+  #sendError(res: ServerResponse, status: number, code: string, message: string): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const body = proxyErrorBody(code, message);
+    const headers = [
+      'content-type',
+      'application/json',
+      'content-length',
+      String(Buffer.byteLength(body)),
+    ];
+    this.decorate(headers);
+    res.writeHead(status, headers);
+    res.end(body);
+    this.#count(status);
+  }
+
+  /** Records (and for HTTP, sends) a proxy-made error before forwarding. */
+  fail(status: number, code: string, message: string): Routed {
+    this.#finished = true;
+    this.errorStatus = status;
+    this.errorCode = code;
+    this.errorMessage = message;
+    const res = this.#res;
+    if (res !== null) {
+      // The request body will never be read: let Node discard it so the socket can be reused.
+      this.#req.resume();
+      this.#sendError(res, status, code, message);
+    }
+    return Routed.Failed;
+  }
+}
+
+function lastListItem(list: string): string {
+  const i = list.lastIndexOf(',');
+  return (i === -1 ? list : list.slice(i + 1)).trim();
+}

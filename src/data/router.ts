@@ -1,0 +1,118 @@
+/**
+ * The compiled routing snapshot: everything the request path needs from one table revision,
+ * resolved once at apply time (picker, endpoint handles, metric children, traffic counters), so
+ * a request reads one field and does no map building or label hashing.
+ */
+import type { Counter, Histogram } from 'prom-client';
+import type { Metrics } from '../observability/metrics.js';
+import { createPoolPicker, type PoolPicker } from '../table/sticky-hash.js';
+import type { RoutingTable } from '../table/types.js';
+import type { PoolTrafficCounter, TrafficWindow } from './traffic-window.js';
+import type { UpstreamPool } from './upstream-pool.js';
+
+/** Upstream failure reasons used as the `reason` metric label. */
+export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'other';
+
+/** Metric children of one pool, cached so the hot path never hashes labels. */
+export interface PoolMetricChildren {
+  /** Index = status / 100 (1..5). */
+  readonly requests: readonly (Counter.Internal | undefined)[];
+  readonly duration: Histogram.Internal<'pool'>;
+  readonly retries: Counter.Internal;
+  readonly errors: Readonly<Record<UpstreamErrorReason, Counter.Internal>>;
+}
+
+/** One pool of a compiled snapshot. */
+export interface CompiledPool {
+  readonly name: string;
+  readonly version: string;
+  readonly weightBp: number;
+  readonly endpoints: readonly UpstreamPool[];
+  /** Value of the `x-switchyard-upstream` response header: `POOL@VERSION`. */
+  readonly upstreamHeader: string;
+  readonly metrics: PoolMetricChildren;
+  readonly traffic: PoolTrafficCounter;
+  /** Round-robin start offset for balancing ties; the only mutable field. */
+  rr: number;
+}
+
+/** An immutable compiled view of one routing table. */
+export interface RoutingSnapshot {
+  readonly revision: number;
+  readonly table: RoutingTable;
+  readonly pick: PoolPicker;
+  readonly pools: ReadonlyMap<string, CompiledPool>;
+}
+
+/** Builds the metric children of a pool/version pair. */
+export function poolMetricChildren(
+  metrics: Metrics,
+  pool: string,
+  version: string,
+): PoolMetricChildren {
+  const requests: (Counter.Internal | undefined)[] = [undefined];
+  for (let c = 1; c <= 5; c++) requests.push(metrics.requests.labels(pool, version, `${c}xx`));
+  return {
+    requests,
+    duration: metrics.requestDuration.labels(pool),
+    retries: metrics.retries.labels(pool),
+    errors: {
+      refused: metrics.upstreamErrors.labels(pool, 'refused'),
+      reset: metrics.upstreamErrors.labels(pool, 'reset'),
+      timeout: metrics.upstreamErrors.labels(pool, 'timeout'),
+      other: metrics.upstreamErrors.labels(pool, 'other'),
+    },
+  };
+}
+
+/** Compiles `table` against the live endpoint handles (`endpointFor` creates or reuses one). */
+export function compileSnapshot(
+  table: RoutingTable,
+  endpointFor: (url: string) => UpstreamPool,
+  metrics: Metrics,
+  traffic: TrafficWindow,
+): RoutingSnapshot {
+  const pools = new Map<string, CompiledPool>();
+  for (const [name, spec] of Object.entries(table.pools)) {
+    pools.set(name, {
+      name,
+      version: spec.version,
+      weightBp: table.weights[name] ?? 0,
+      endpoints: Object.freeze(spec.endpoints.map(endpointFor)),
+      upstreamHeader: `${name}@${spec.version}`,
+      metrics: poolMetricChildren(metrics, name, spec.version),
+      traffic: traffic.counter(name),
+      rr: 0,
+    });
+  }
+  return Object.freeze({
+    revision: table.revision,
+    table,
+    pick: createPoolPicker(table.weights),
+    pools,
+  });
+}
+
+/**
+ * Picks the endpoint with the fewest outstanding requests, starting from a rotating offset so
+ * ties are spread round robin. `exclude` skips one endpoint (retry elsewhere); returns undefined
+ * when nothing else is left.
+ */
+export function pickEndpoint(pool: CompiledPool, exclude?: UpstreamPool): UpstreamPool | undefined {
+  // hot path
+  const eps = pool.endpoints;
+  const n = eps.length;
+  if (n === 1) {
+    const only = eps[0] as UpstreamPool;
+    return only === exclude ? undefined : only;
+  }
+  const start = pool.rr;
+  pool.rr = start + 1 >= n ? 0 : start + 1;
+  let best: UpstreamPool | undefined;
+  for (let k = 0; k < n; k++) {
+    const e = eps[(start + k) % n] as UpstreamPool;
+    if (e === exclude) continue;
+    if (best === undefined || e.outstanding < best.outstanding) best = e;
+  }
+  return best;
+}

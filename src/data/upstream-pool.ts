@@ -1,0 +1,124 @@
+/**
+ * One upstream endpoint: its undici connection pool (keep-alive, bounded connections) and the
+ * count of requests outstanding on it, shared by every snapshot that names the endpoint.
+ */
+import { Client, Pool, type Dispatcher } from 'undici';
+
+/** Connection settings for every upstream pool, in ms. */
+export interface UpstreamPoolOptions {
+  connections: number;
+  keepAliveTimeout: number;
+  headersTimeout: number;
+  connectTimeout: number;
+}
+
+/** An upstream endpoint and its keep-alive connection pool. */
+export class UpstreamPool {
+  /** The endpoint URL as written in the table. */
+  readonly url: string;
+  /** `http://host:port`. */
+  readonly origin: string;
+  /** Host name or address, for raw upgrade tunnels. */
+  readonly hostname: string;
+  /** TCP port. */
+  readonly port: number;
+  /** Requests dispatched to this endpoint and not yet finished (least-outstanding balancing). */
+  outstanding = 0;
+  readonly #pool: Pool;
+  readonly #options: UpstreamPoolOptions;
+  #retired = false;
+  #destroyTimer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(url: string, options: UpstreamPoolOptions) {
+    const parsed = new URL(url);
+    this.url = url;
+    this.origin = parsed.origin;
+    this.hostname = parsed.hostname.startsWith('[')
+      ? parsed.hostname.slice(1, -1)
+      : parsed.hostname;
+    this.port = parsed.port === '' ? 80 : Number(parsed.port);
+    this.#options = options;
+    this.#pool = new Pool(this.origin, this.#clientOptions(options.connections));
+  }
+
+  #clientOptions(connections: number): Pool.Options {
+    return {
+      connections,
+      pipelining: 1,
+      keepAliveTimeout: this.#options.keepAliveTimeout,
+      headersTimeout: this.#options.headersTimeout,
+      // Streams (SSE, downloads) may idle between chunks for long; client aborts and drains end them.
+      bodyTimeout: 0,
+      connectTimeout: this.#options.connectTimeout,
+    };
+  }
+
+  /** Dispatches one request on a pooled keep-alive connection. */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+    // hot path
+    this.#pool.dispatch(options, handler);
+  }
+
+  /**
+   * Dispatches on a brand-new connection that is closed afterwards: the retry of a request whose
+   * pooled socket was reset, when the pool has no other endpoint (SPEC §3).
+   */
+  dispatchFresh(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+    const client = new Client(this.origin, {
+      keepAliveTimeout: this.#options.keepAliveTimeout,
+      headersTimeout: this.#options.headersTimeout,
+      bodyTimeout: 0,
+      connectTimeout: this.#options.connectTimeout,
+    });
+    client.dispatch({ ...options, reset: true }, handler);
+    // close() lets the request finish, then releases the socket.
+    client.close().catch(() => undefined);
+  }
+
+  /** True once the endpoint left the table. */
+  get retired(): boolean {
+    return this.#retired;
+  }
+
+  /**
+   * Retires the endpoint: no new work is expected; queued and in-flight requests finish, then the
+   * sockets close. Whatever is still running after `graceMs` is destroyed.
+   */
+  retire(graceMs: number, onClosed: () => void): void {
+    if (this.#retired) return;
+    this.#retired = true;
+    this.#closing = this.#pool.close().catch(() => undefined);
+    this.#destroyTimer = setTimeout(() => {
+      this.#pool.destroy().catch(() => undefined);
+    }, graceMs);
+    this.#destroyTimer.unref();
+    void this.#closing.then(() => {
+      clearTimeout(this.#destroyTimer);
+      onClosed();
+    });
+  }
+
+  /** Aborts every request and socket at once. */
+  destroy(): void {
+    this.#retired = true;
+    clearTimeout(this.#destroyTimer);
+    this.#pool.destroy().catch(() => undefined);
+  }
+
+  /** Closes gracefully, destroying after `deadlineMs`. Resolves when the sockets are gone. */
+  async close(deadlineMs: number): Promise<void> {
+    this.#retired = true;
+    this.#closing ??= this.#pool.close().catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.#pool.destroy().then(resolve, () => resolve());
+      }, deadlineMs);
+      timer.unref();
+    });
+    await Promise.race([this.#closing, deadline]);
+    clearTimeout(timer);
+    clearTimeout(this.#destroyTimer);
+  }
+}
