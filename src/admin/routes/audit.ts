@@ -1,6 +1,5 @@
 /** GET /v1/history and GET /v1/replicas. */
 import { fail } from '../../errors.js';
-import type { HistoryEntry } from '../../table/types.js';
 import type { AdminDeps } from '../admin-server.js';
 import type { Route } from '../router.js';
 import { historySchema, replicasSchema } from '../schemas.js';
@@ -30,7 +29,7 @@ export function auditRoutes(deps: AdminDeps): Route[] {
         const entries = await deps.store.history(limit);
         // `before` is the store's private rollback record (a whole table): not part of the audit view.
         const history = entries.map((entry) => {
-          const view: Partial<HistoryEntry> = { ...entry };
+          const view: Record<string, unknown> = { ...entry };
           delete view.before;
           return view;
         });
