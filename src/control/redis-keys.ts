@@ -1,0 +1,33 @@
+/**
+ * Redis key layout of one namespace (SPEC §6). Every key carries the hash tag `{NS}`, so all of
+ * them live in one Cluster slot and a script may touch several at once.
+ */
+
+/** The keys and channel of one namespace. */
+export interface RedisKeys {
+  /** STRING: the routing table as JSON. */
+  readonly state: string;
+  /** STREAM: the audit log (capped). */
+  readonly history: string;
+  /** STREAM: commands written by any Redis client (`cmd` field holds JSON). */
+  readonly commands: string;
+  /** Pub/sub channel: the new revision, as a hint. */
+  readonly events: string;
+  /** STRING: id of the newest `commands` entry handled (applied or rejected); dedupes entries. */
+  readonly commandsCursor: string;
+  /** HASH: replica id -> `<appliedRevision> <heartbeatMs>`. */
+  readonly replicas: string;
+}
+
+/** Keys of namespace `namespace` (`switchyard:{NS}:...`). */
+export function redisKeys(namespace: string): RedisKeys {
+  const prefix = `switchyard:{${namespace}}:`;
+  return {
+    state: `${prefix}state`,
+    history: `${prefix}history`,
+    commands: `${prefix}commands`,
+    events: `${prefix}events`,
+    commandsCursor: `${prefix}commands-cursor`,
+    replicas: `${prefix}replicas`,
+  };
+}

@@ -1,0 +1,259 @@
+/**
+ * The Lua scripts of the Redis store. They hold no domain logic (validation and applyCommand
+ * stay in TypeScript, one validator for every entry point); they only make "check, then write
+ * state + history + cursor + notification" atomic.
+ */
+import { createHash } from 'node:crypto';
+import type { Cluster, Redis } from 'ioredis';
+import type { RedisKeys } from './redis-keys.js';
+
+/** A client the store talks through (standalone, Sentinel-managed or Cluster). */
+export type RedisClient = Redis | Cluster;
+
+interface LuaScript {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+function script(lua: string): LuaScript {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/**
+ * Token of the state key: '' when absent, `type:<t>` for a non-string, else the SHA-1 of the
+ * value. Compare-and-set compares tokens, so any concurrent write (even a hand-written SET of
+ * the same revision) is detected, and a state too large to ship back can still be replaced.
+ */
+const TOKEN_LUA = `
+local function token(key)
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' then return '' end
+  if t ~= 'string' then return 'type:' .. t end
+  return redis.sha1hex(redis.call('GET', key))
+end
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+/**
+ * KEYS: state. ARGV: maxBytes, wantToken ('1'/'0').
+ * Returns {type, length, token, value-or-false, nowMs}; the value is false when absent, not a
+ * string, or longer than maxBytes (so a 10 MB hand-written value never crosses the wire).
+ */
+const READ_STATE = script(`${TOKEN_LUA}
+local key = KEYS[1]
+local t = redis.call('TYPE', key)['ok']
+local now = nowMs()
+if t ~= 'string' then return {t, 0, '', false, now} end
+local n = redis.call('STRLEN', key)
+local tok = ''
+if ARGV[2] == '1' then tok = token(key) end
+if n > tonumber(ARGV[1]) then return {t, n, tok, false, now} end
+return {t, n, tok, redis.call('GET', key), now}
+`);
+
+/**
+ * KEYS: state, history, events, commandsCursor.
+ * ARGV: mode ('apply' | 'create' | 'reject'), token, newState, revision, historyMaxLen,
+ *       commandId ('' for none), deadlineMs ('' for none), then history field/value pairs.
+ * - commandId at or below the cursor: {'duplicate'} (a commands entry is handled once).
+ * - deadline passed (Redis time): {'expired'}: a write delayed by a paused server is dropped,
+ *   never applied after its caller was told 503.
+ * - apply: state token differs from ARGV token: {'conflict'}. create: state exists: {'exists'}.
+ * Otherwise writes state (apply/create), appends the history entry, advances the cursor,
+ * publishes the revision (apply/create) and returns {'ok', historyId}.
+ */
+const COMMIT = script(`${TOKEN_LUA}
+local function parseId(s)
+  local a, b = string.match(s, '^(%d+)%-(%d+)$')
+  return tonumber(a), tonumber(b)
+end
+local function atOrBelow(x, y)
+  local xm, xs = parseId(x)
+  local ym, ys = parseId(y)
+  if xm == nil or ym == nil then return false end
+  return xm < ym or (xm == ym and xs <= ys)
+end
+local mode = ARGV[1]
+local commandId = ARGV[6]
+if commandId ~= '' then
+  local cursor = redis.call('GET', KEYS[4])
+  if cursor and atOrBelow(commandId, cursor) then return {'duplicate'} end
+end
+if ARGV[7] ~= '' and nowMs() > tonumber(ARGV[7]) then return {'expired'} end
+if mode == 'apply' then
+  if token(KEYS[1]) ~= ARGV[2] then return {'conflict'} end
+  redis.call('SET', KEYS[1], ARGV[3])
+elseif mode == 'create' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+local fields = {}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
+if commandId ~= '' then redis.call('SET', KEYS[4], commandId) end
+if mode ~= 'reject' then redis.call('PUBLISH', KEYS[3], ARGV[4]) end
+return {'ok', id}
+`);
+
+/**
+ * KEYS: replicas. ARGV: replicaId, appliedRevision, staleMs.
+ * Records `<revision> <heartbeatMs>` stamped with Redis time (one clock for every replica) and
+ * drops entries not refreshed for staleMs or unreadable. Returns nowMs.
+ */
+const HEARTBEAT = script(`${TOKEN_LUA}
+local now = nowMs()
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. now)
+local all = redis.call('HGETALL', KEYS[1])
+local stale = tonumber(ARGV[3])
+for i = 1, #all, 2 do
+  local at = tonumber(string.match(all[i + 1], '^%d+ (%d+)$'))
+  if at == nil or now - at > stale then redis.call('HDEL', KEYS[1], all[i]) end
+end
+return now
+`);
+
+/** KEYS: replicas. Returns {nowMs, field, value, field, value...}. */
+const LIST_REPLICAS = script(`${TOKEN_LUA}
+local out = {nowMs()}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all do out[#out + 1] = all[i] end
+return out
+`);
+
+async function run(
+  client: RedisClient,
+  lua: LuaScript,
+  keys: readonly string[],
+  args: ReadonlyArray<string | number>,
+): Promise<unknown> {
+  try {
+    return await client.evalsha(lua.sha, keys.length, ...keys, ...args);
+  } catch (err) {
+    // After a restart or SCRIPT FLUSH the cache is empty: send the body once.
+    if (err instanceof Error && err.message.startsWith('NOSCRIPT')) {
+      return client.eval(lua.lua, keys.length, ...keys, ...args);
+    }
+    throw err;
+  }
+}
+
+/** Raw state as read by readState(). */
+export interface StateRead {
+  /** Redis type of the key: `none`, `string`, or another type (invalid). */
+  readonly type: string;
+  readonly length: number;
+  /** Compare-and-set token (only when requested, else ''). */
+  readonly token: string;
+  /** The value; null when absent, not a string or over the size cap. */
+  readonly value: string | null;
+  /** Redis server time when read, in ms. */
+  readonly nowMs: number;
+}
+
+/** Outcome of commit(). */
+export type CommitResult =
+  | { readonly status: 'ok'; readonly historyId: string }
+  | { readonly status: 'duplicate' | 'expired' | 'conflict' | 'exists' };
+
+/** One atomic write: see COMMIT. */
+export interface CommitRequest {
+  readonly mode: 'apply' | 'create' | 'reject';
+  readonly token?: string;
+  readonly state?: string;
+  readonly revision?: number;
+  readonly historyMaxLen: number;
+  readonly commandId?: string | undefined;
+  readonly deadlineMs?: number | undefined;
+  readonly fields: readonly string[];
+}
+
+/** Typed access to the store's scripts for one namespace. */
+export class RedisScripts {
+  readonly #keys: RedisKeys;
+
+  constructor(keys: RedisKeys) {
+    this.#keys = keys;
+  }
+
+  /** Reads the state key with a size cap (bytes) and optionally its CAS token. */
+  async readState(client: RedisClient, maxBytes: number, wantToken: boolean): Promise<StateRead> {
+    const reply = await run(
+      client,
+      READ_STATE,
+      [this.#keys.state],
+      [maxBytes, wantToken ? '1' : '0'],
+    );
+    if (!Array.isArray(reply) || reply.length < 5)
+      throw new Error('unexpected reply to state read');
+    const [type, length, token, value, nowMs] = reply as unknown[];
+    return {
+      type: String(type),
+      length: Number(length),
+      token: typeof token === 'string' ? token : '',
+      value: typeof value === 'string' ? value : null,
+      nowMs: Number(nowMs),
+    };
+  }
+
+  /** Runs COMMIT. */
+  async commit(client: RedisClient, request: CommitRequest): Promise<CommitResult> {
+    const k = this.#keys;
+    const reply = await run(
+      client,
+      COMMIT,
+      [k.state, k.history, k.events, k.commandsCursor],
+      [
+        request.mode,
+        request.token ?? '',
+        request.state ?? '',
+        request.revision ?? 0,
+        request.historyMaxLen,
+        request.commandId ?? '',
+        request.deadlineMs === undefined ? '' : String(request.deadlineMs),
+        ...request.fields,
+      ],
+    );
+    if (!Array.isArray(reply) || typeof reply[0] !== 'string') {
+      throw new Error('unexpected reply to commit');
+    }
+    const status = reply[0];
+    if (status === 'ok') return { status, historyId: String(reply[1]) };
+    if (
+      status === 'duplicate' ||
+      status === 'expired' ||
+      status === 'conflict' ||
+      status === 'exists'
+    ) {
+      return { status };
+    }
+    throw new Error(`unexpected commit status ${status}`);
+  }
+
+  /** Records this replica's applied revision; returns Redis time in ms. */
+  async heartbeat(
+    client: RedisClient,
+    replicaId: string,
+    revision: number,
+    staleMs: number,
+  ): Promise<number> {
+    return Number(
+      await run(client, HEARTBEAT, [this.#keys.replicas], [replicaId, revision, staleMs]),
+    );
+  }
+
+  /** Redis time and the raw registry entries. */
+  async listReplicas(
+    client: RedisClient,
+  ): Promise<{ nowMs: number; entries: Array<[string, string]> }> {
+    const reply = await run(client, LIST_REPLICAS, [this.#keys.replicas], []);
+    if (!Array.isArray(reply)) throw new Error('unexpected reply to replica list');
+    const entries: Array<[string, string]> = [];
+    for (let i = 1; i + 1 < reply.length; i += 2) {
+      entries.push([String(reply[i]), String(reply[i + 1])]);
+    }
+    return { nowMs: Number(reply[0]), entries };
+  }
+}

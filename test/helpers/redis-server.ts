@@ -1,0 +1,290 @@
+/**
+ * Real redis-server processes for integration tests: each on its own free loopback port, no
+ * persistence, killed in teardown. redis-server cannot bind port 0, so we pick a port, spawn,
+ * wait for PING and retry on a bind failure. Never the shared 6379 instance.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+
+/** A redis-server started by a test. */
+export interface RedisServerHandle {
+  readonly port: number;
+  /** `redis://127.0.0.1:<port>` */
+  readonly url: string;
+  /** SIGTERM and wait for the exit; the port stays reserved for restart(). */
+  stop(): Promise<void>;
+  /** Sends a signal to the process (SIGKILL waits for the exit). */
+  kill(signal: NodeJS.Signals): Promise<void>;
+  /** SIGSTOP: the server keeps its sockets open but answers nothing. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
+  /** Stops the server if running and starts a fresh, empty one on the same port. */
+  restart(): Promise<void>;
+  /** Kills the server and removes its directory. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of startRedisServer. */
+export interface RedisServerOptions {
+  /** Extra `--name value` arguments for redis-server. */
+  args?: readonly string[];
+}
+
+const READY_TIMEOUT_MS = 5000;
+const START_ATTEMPTS = 5;
+
+// Processes still running when the test worker exits are killed, so a crashed test never leaves
+// a redis-server behind.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** Starts an empty redis-server (no RDB, no AOF) on a free loopback port. */
+export async function startRedisServer(
+  options: RedisServerOptions = {},
+): Promise<RedisServerHandle> {
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-redis-'));
+  let child: ChildProcess | null = null;
+  let port = 0;
+  let closed: Promise<void> | null = null;
+
+  const spawnOn = async (candidate: number): Promise<ChildProcess | null> => {
+    const proc = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(candidate),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        ...(options.args ?? []),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    return waitStarted(proc, candidate);
+  };
+
+  for (let attempt = 1; child === null; attempt += 1) {
+    const candidate = await pickFreePort();
+    child = await spawnOn(candidate);
+    if (child !== null) port = candidate;
+    else if (attempt >= START_ATTEMPTS) {
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`redis-server did not start after ${START_ATTEMPTS} attempts`);
+    }
+  }
+
+  const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
+    const proc = child;
+    if (proc === null) return;
+    child = null;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    // A stopped process only handles SIGTERM once continued.
+    proc.kill('SIGCONT');
+    proc.kill(signal);
+    await exited;
+  };
+
+  const handle: RedisServerHandle = {
+    get port() {
+      return port;
+    },
+    get url() {
+      return `redis://127.0.0.1:${port}`;
+    },
+    stop: () => stopChild('SIGTERM'),
+    async kill(signal) {
+      if (signal === 'SIGKILL' || signal === 'SIGTERM' || signal === 'SIGINT') {
+        await stopChild(signal);
+      } else {
+        child?.kill(signal);
+      }
+    },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
+    },
+    async restart() {
+      await stopChild('SIGTERM');
+      // The port may briefly be taken by someone else; retry a few times, never move ports.
+      for (let attempt = 1; ; attempt += 1) {
+        child = await spawnOn(port);
+        if (child !== null) return;
+        if (attempt >= START_ATTEMPTS) throw new Error(`redis-server could not restart on ${port}`);
+        await delay(100 * attempt);
+      }
+    },
+    close() {
+      closed ??= (async () => {
+        await stopChild('SIGKILL');
+        await rm(dir, { recursive: true, force: true });
+      })();
+      return closed;
+    },
+  };
+  return handle;
+}
+
+/** Options of startSentinel. */
+export interface SentinelOptions {
+  /** Port of the master to monitor on 127.0.0.1. */
+  masterPort: number;
+  /** Master name (default `mymaster`). */
+  masterName?: string;
+  /** Sentinels that must agree the master is down (default 1). */
+  quorum?: number;
+  /** How long the master must be unreachable before it is down (default 1000 ms). */
+  downAfterMs?: number;
+}
+
+/** Starts one Redis Sentinel (`redis-server <conf> --sentinel`) on a free port. */
+export async function startSentinel(options: SentinelOptions): Promise<RedisServerHandle> {
+  const name = options.masterName ?? 'mymaster';
+  const conf = [
+    `sentinel monitor ${name} 127.0.0.1 ${options.masterPort} ${options.quorum ?? 1}`,
+    `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1000}`,
+    `sentinel failover-timeout ${name} 5000`,
+    `sentinel parallel-syncs ${name} 1`,
+  ].join('\n');
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-sentinel-'));
+  const confPath = join(dir, 'sentinel.conf');
+  let child: ChildProcess | null = null;
+  let port = 0;
+  let closed: Promise<void> | null = null;
+  for (let attempt = 1; child === null; attempt += 1) {
+    const candidate = await pickFreePort();
+    // Sentinel rewrites its config file, so each attempt gets a fresh one.
+    await writeFile(confPath, `${conf}\nport ${candidate}\nbind 127.0.0.1\ndir ${dir}\n`);
+    const proc = spawn('redis-server', [confPath, '--sentinel'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child = await waitStarted(proc, candidate);
+    if (child !== null) port = candidate;
+    else if (attempt >= START_ATTEMPTS) throw new Error('redis sentinel did not start');
+  }
+  const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
+    const proc = child;
+    if (proc === null) return;
+    child = null;
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGCONT');
+    proc.kill(signal);
+    await exited;
+  };
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => stopChild('SIGTERM'),
+    kill: (signal) => stopChild(signal),
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
+    restart: () => Promise.reject(new Error('sentinel restart is not supported')),
+    close() {
+      closed ??= (async () => {
+        await stopChild('SIGKILL');
+        await rm(dir, { recursive: true, force: true });
+      })();
+      return closed;
+    },
+  };
+}
+
+/** Runs the real `redis-cli -p PORT args...` and resolves with its trimmed stdout. */
+export function redisCli(port: number, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      'redis-cli',
+      ['-h', '127.0.0.1', '-p', String(port), ...args],
+      { maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`redis-cli ${args.join(' ')} failed: ${stderr}`, { cause: err }));
+        else resolve(stdout.trim());
+      },
+    );
+  });
+}
+
+/** Resolves with the spawned process once it answers PING, or null if it exited first. */
+async function waitStarted(proc: ChildProcess, port: number): Promise<ChildProcess | null> {
+  let output = '';
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    if (output.length < 8192) output += chunk.toString();
+  });
+  proc.stderr?.on('data', (chunk: Buffer) => {
+    if (output.length < 8192) output += chunk.toString();
+  });
+  let spawnError: NodeJS.ErrnoException | null = null;
+  proc.once('error', (err: NodeJS.ErrnoException) => {
+    spawnError = err;
+  });
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const failure = spawnError as NodeJS.ErrnoException | null;
+    if (failure !== null) {
+      if (failure.code === 'ENOENT') {
+        throw new Error('redis-server not found: install it with `apt-get install redis-server`');
+      }
+      throw failure;
+    }
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      // Most likely the port was taken between pickFreePort() and the bind.
+      if (!/Address already in use/i.test(output)) {
+        throw new Error(`redis-server exited at start: ${output.slice(0, 2000)}`);
+      }
+      return null;
+    }
+    if (await ping(port)) return proc;
+    await delay(20);
+  }
+  proc.kill('SIGKILL');
+  throw new Error(`redis-server on port ${port} did not answer PING: ${output.slice(0, 2000)}`);
+}
+
+/** One raw RESP PING; true on +PONG. */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString();
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+/** A port that was free a moment ago (the caller must handle losing the race). */
+function pickFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
