@@ -16,7 +16,7 @@ import type { RoutingTable } from '../../src/table/types.js';
 export interface TestReference {
   readonly server: ReferenceServer;
   readonly url: string;
-  close(): Promise<void>;
+  readonly close: () => Promise<void>;
 }
 
 /** Starts a reference server on 127.0.0.1:0. */
@@ -56,7 +56,7 @@ export interface TestProxy {
   readonly metrics: Metrics;
   readonly url: string;
   readonly port: number;
-  close(): Promise<void>;
+  readonly close: () => Promise<void>;
 }
 
 /** Starts a ProxyServer on 127.0.0.1:0 with `config` overrides (config-file keys). */
