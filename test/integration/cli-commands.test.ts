@@ -1,0 +1,258 @@
+/**
+ * The operator CLI as users run it: the real binary (`node dist/src/main.js`, built by `npm test`'s
+ * pretest) against a real app with reference upstreams. Exit codes 0, 1, 2 and 3.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startReference } from '../helpers/reference.js';
+import { startApp, type TestApp } from '../helpers/start-app.js';
+
+const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+const BLUE = '1111111';
+const GREEN = '2222222';
+const CANARY = '3333333';
+const TOKEN = 'cli-admin-token-0123456789';
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+beforeAll(() => {
+  if (!existsSync(MAIN))
+    throw new Error(`${MAIN} is missing: run \`npm run build\` first (npm test does)`);
+});
+
+async function world(config: Record<string, unknown> = {}): Promise<TestApp> {
+  const refs = await Promise.all(
+    [
+      ['blue', BLUE],
+      ['green', GREEN],
+      ['canary', CANARY],
+    ].map(([pool, version]) =>
+      startReference({ pool: pool as string, version: version as string }),
+    ),
+  );
+  for (const r of refs) closers.push(() => r.close());
+  const t = await startApp({
+    pools: [
+      { name: 'blue', version: BLUE, endpoints: [refs[0]?.url] },
+      { name: 'green', version: GREEN, endpoints: [refs[1]?.url] },
+      { name: 'canary', version: CANARY, endpoints: [refs[2]?.url] },
+    ],
+    ...config,
+  });
+  closers.push(() => t.close());
+  return t;
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `switchyard ...args` as a child process (asynchronously: the app runs in this process). */
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...env };
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { env: childEnv, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        if (err !== null && typeof err.code !== 'number') {
+          reject(new Error(`switchyard ${args.join(' ')} failed to run`, { cause: err }));
+          return;
+        }
+        resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr });
+      },
+    );
+  });
+}
+
+/** A loopback port with nothing listening (bound, read, released). */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+describe('switchyard CLI (real binary)', () => {
+  it('status prints a readable table of revision, pools, versions, weights and observed traffic', async () => {
+    const t = await world();
+    const run = await cli(['status', '--admin', t.adminUrl]);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/^revision 1 \(applied here: 1\), store memory up/);
+    expect(run.stdout).toMatch(/POOL\s+VERSION\s+WEIGHT\s+OBSERVED \(60s\)\s+REQUESTS\s+ENDPOINTS/);
+    expect(run.stdout).toMatch(new RegExp(`blue\\s+${BLUE}\\s+100\\.00%`));
+    expect(run.stdout).toMatch(new RegExp(`canary\\s+${CANARY}\\s+0\\.00%`));
+
+    const json = await cli(['status', '--json', '--admin', t.adminUrl]);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as {
+      state: { table: { revision: number } };
+      traffic: { windowMs: number };
+    };
+    expect(parsed.state.table.revision).toBe(1);
+    expect(parsed.traffic.windowMs).toBe(60_000);
+  });
+
+  it('canary, weights, switch and rollback change the table (exit 0) as the server answers', async () => {
+    const t = await world();
+    const admin = ['--admin', t.adminUrl];
+    const canary = await cli(['canary', '5', ...admin]);
+    expect(canary).toEqual({
+      code: 0,
+      stdout: 'revision 2: blue 95.00%, green 0.00%, canary 5.00%\n',
+      stderr: '',
+    });
+
+    const weights = await cli(['weights', 'blue=90', 'canary=10', ...admin]);
+    expect(weights.stdout).toBe('revision 3: blue 90.00%, green 0.00%, canary 10.00%\n');
+
+    const switched = await cli(['switch', 'green', '--json', ...admin]);
+    expect(switched.code).toBe(0);
+    expect(JSON.parse(switched.stdout)).toMatchObject({
+      revision: 4,
+      weights: { blue: 0, green: 10000, canary: 0 },
+      updatedBy: 'cli',
+    });
+
+    const rolledBack = await cli(['rollback', ...admin]);
+    expect(rolledBack.stdout).toBe('revision 5: blue 90.00%, green 0.00%, canary 10.00%\n');
+
+    const setPool = await cli([
+      'set-pool',
+      'green',
+      '--version',
+      'abcdef1',
+      '--endpoint',
+      'http://127.0.0.1:9',
+      ...admin,
+    ]);
+    expect(setPool.code).toBe(0);
+    expect(t.app.store.current()?.pools.green).toEqual({
+      version: 'abcdef1',
+      endpoints: ['http://127.0.0.1:9'],
+    });
+
+    const waited = await cli([
+      'canary',
+      '20',
+      '--pool',
+      'canary',
+      '--wait',
+      '--timeout',
+      '5s',
+      ...admin,
+    ]);
+    expect(waited.code).toBe(0);
+    expect(t.app.feed.appliedRevision()).toBe(7);
+
+    const history = await cli(['history', '--limit', '2', '--json', ...admin]);
+    const entries = (
+      JSON.parse(history.stdout) as { history: Array<{ revision: number; source: string }> }
+    ).history;
+    expect(entries.map((e) => [e.revision, e.source])).toEqual([
+      [7, 'cli'],
+      [6, 'cli'],
+    ]);
+    const humanHistory = await cli(['history', ...admin]);
+    expect(humanHistory.stdout).toMatch(/5\s+\S+\s+cli\s+cli\s+applied \(undoes 4\)/);
+
+    const replicas = await cli(['replicas', ...admin]);
+    expect(replicas.code).toBe(0);
+    expect(replicas.stdout).toMatch(new RegExp(`${t.app.replicaId}\\s+7\\s+yes`));
+  });
+
+  it('exit 1 when the server refuses, with its message on stderr; nothing changes', async () => {
+    const t = await world();
+    const unknown = await cli(['switch', 'nope', '--admin', t.adminUrl]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^switchyard: UNKNOWN_POOL: to: unknown pool "nope"/);
+
+    const outOfRange = await cli(['canary', '150', '--admin', t.adminUrl, '--json']);
+    expect(outOfRange.code).toBe(1);
+    expect(JSON.parse(outOfRange.stdout)).toMatchObject({ error: { code: 'VALIDATION_FAILED' } });
+
+    const live = await cli([
+      'set-pool',
+      'blue',
+      '--version',
+      'abcdef1',
+      '--endpoint',
+      'http://127.0.0.1:9',
+      '--admin',
+      t.adminUrl,
+    ]);
+    expect(live.code).toBe(1);
+    expect(live.stderr).toContain('POOL_LIVE');
+    expect(t.app.store.current()?.revision).toBe(1);
+  });
+
+  it('exit 1 on 401; the token comes from --token or SWITCHYARD_ADMIN_TOKEN (the flag wins)', async () => {
+    const t = await world({ adminToken: TOKEN });
+    const none = await cli(['status', '--admin', t.adminUrl]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain('UNAUTHORIZED');
+    expect((await cli(['status', '--admin', t.adminUrl, '--token', TOKEN])).code).toBe(0);
+    expect(
+      (await cli(['status'], { SWITCHYARD_ADMIN_URL: t.adminUrl, SWITCHYARD_ADMIN_TOKEN: TOKEN }))
+        .code,
+    ).toBe(0);
+    const flagWins = await cli(['status', '--token', 'wrong-token'], {
+      SWITCHYARD_ADMIN_URL: t.adminUrl,
+      SWITCHYARD_ADMIN_TOKEN: TOKEN,
+    });
+    expect(flagWins.code).toBe(1);
+  });
+
+  it('exit 2 on usage errors, with the usage text', async () => {
+    const t = await world();
+    const admin = ['--admin', t.adminUrl];
+    for (const args of [
+      ['canary'],
+      ['canary', 'five'],
+      ['canary', '5', '6'],
+      ['weights'],
+      ['weights', 'blue:90'],
+      ['switch'],
+      ['set-pool', 'green', '--endpoint', 'http://127.0.0.1:9'],
+      ['set-pool', 'green', '--version', 'abcdef1'],
+      ['status', '--bogus'],
+      ['history', '--limit', 'many'],
+      ['rollback', '--timeout', '5s'],
+    ]) {
+      const run = await cli([...args, ...admin]);
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr).toContain('usage: switchyard');
+    }
+    expect((await cli(['status', '--admin', 'not a url'])).code).toBe(2);
+    expect(t.app.store.current()?.revision).toBe(1);
+    const help = await cli(['status', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('exit codes');
+  });
+
+  it('exit 3 when the admin API cannot be reached; the flag wins over SWITCHYARD_ADMIN_URL', async () => {
+    const port = await closedPort();
+    const run = await cli(['status', '--admin', `http://127.0.0.1:${port}`]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain(`cannot reach the admin API at http://127.0.0.1:${port}`);
+
+    const t = await world();
+    expect(
+      (await cli(['canary', '5'], { SWITCHYARD_ADMIN_URL: `http://127.0.0.1:${port}` })).code,
+    ).toBe(3);
+    const flagWins = await cli(['status', '--admin', t.adminUrl], {
+      SWITCHYARD_ADMIN_URL: `http://127.0.0.1:${port}`,
+    });
+    expect(flagWins.code).toBe(0);
+  });
+});
