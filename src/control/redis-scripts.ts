@@ -46,10 +46,10 @@ const READ_STATE = script(`${TOKEN_LUA}
 local key = KEYS[1]
 local t = redis.call('TYPE', key)['ok']
 local now = nowMs()
-if t ~= 'string' then return {t, 0, '', false, now} end
-local n = redis.call('STRLEN', key)
 local tok = ''
 if ARGV[2] == '1' then tok = token(key) end
+if t ~= 'string' then return {t, 0, tok, false, now} end
+local n = redis.call('STRLEN', key)
 if n > tonumber(ARGV[1]) then return {t, n, tok, false, now} end
 return {t, n, tok, redis.call('GET', key), now}
 `);

@@ -721,26 +721,28 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     this.#setState('closing');
     if (this.#pollTimer !== null) clearInterval(this.#pollTimer);
     this.#pollTimer = null;
-    const bound = this.#commandTimeoutMs + 500;
+    // One deadline for the whole close: a paused server must not stretch it step by step.
+    const deadline = Date.now() + this.#commandTimeoutMs + 500;
     const failures: unknown[] = [];
     const step = async (work: () => Promise<unknown>): Promise<void> => {
+      const remainingMs = Math.max(0, deadline - Date.now());
       try {
-        await Promise.race([work(), delay(bound, undefined, { ref: false })]);
+        await Promise.race([work(), delay(remainingMs, undefined, { ref: false })]);
       } catch (err) {
         failures.push(err);
       }
     };
     // Dropping the consumer connection ends its blocking read at once.
     this.#consumerClient?.disconnect();
-    await step(async () => this.#consumer?.close());
-    await step(async () => this.#registry?.close());
-    await step(async () => this.#syncing);
-    await step(() => this.#fileWrite);
-    for (const client of [this.#subscriber, this.#writer]) {
-      if (client === null) continue;
-      await step(() => client.quit().catch(() => undefined));
-      client.disconnect();
-    }
+    await Promise.all([
+      step(async () => this.#consumer?.close()),
+      step(async () => this.#registry?.close()),
+      step(async () => this.#syncing),
+      step(() => this.#fileWrite),
+    ]);
+    const clients = [this.#subscriber, this.#writer].filter((c): c is RedisClient => c !== null);
+    await Promise.all(clients.map((c) => step(() => c.quit().catch(() => undefined))));
+    for (const client of clients) client.disconnect();
     this.#setState('closed');
     this.#metrics?.controlStoreUp.set(0);
     if (failures.length > 0) {

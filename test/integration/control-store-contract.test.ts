@@ -7,7 +7,9 @@ import { startRedisServer, type RedisServerHandle } from '../helpers/redis-serve
 import { controlStoreContract } from './control-store-contract.js';
 
 controlStoreContract('memory', async () => {
-  const store = new MemoryControlStore({ appliedRevision: () => store.current()?.revision ?? 0 });
+  const store: MemoryControlStore = new MemoryControlStore({
+    appliedRevision: () => store.current()?.revision ?? 0,
+  });
   await store.start();
   return { store, close: () => store.close() };
 });
