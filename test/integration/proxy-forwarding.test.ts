@@ -339,47 +339,53 @@ describe('proxy retries', () => {
     expect(retries.values.find((v) => v.labels.pool === 'blue')?.value).toBeGreaterThanOrEqual(1);
   });
 
-  test('retries an idempotent request whose connection was reset before any response byte', async () => {
-    // An upstream that resets the first connection right after reading a request, then behaves.
-    const blue = await startReference({ pool: 'blue', version: BLUE });
-    closers.push(blue.close);
-    let resets = 0;
-    const flaky = createServer((client) => {
-      client.once('data', () => {
-        if (resets === 0) {
-          resets += 1;
-          client.resetAndDestroy();
-          return;
-        }
-        const { port } = new URL(blue.url);
-        const up = connect(Number(port), '127.0.0.1');
-        up.on('error', () => client.destroy());
-        client.on('error', () => up.destroy());
-        up.write(Buffer.from('GET /flaky HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
-        up.pipe(client);
+  test.each([
+    ['GET', null],
+    ['PUT', 'small body held in memory'],
+  ] as const)(
+    'retries an idempotent %s whose connection was reset before any response byte',
+    async (method, payload) => {
+      // An upstream that resets the first connection right after reading a request, then behaves.
+      const blue = await startReference({ pool: 'blue', version: BLUE });
+      closers.push(blue.close);
+      let resets = 0;
+      const flaky = createServer((client) => {
+        client.once('data', () => {
+          if (resets === 0) {
+            resets += 1;
+            client.resetAndDestroy();
+            return;
+          }
+          const { port } = new URL(blue.url);
+          const up = connect(Number(port), '127.0.0.1');
+          up.on('error', () => client.destroy());
+          client.on('error', () => up.destroy());
+          up.write(Buffer.from('GET /flaky HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+          up.pipe(client);
+        });
+        client.on('error', () => undefined);
       });
-      client.on('error', () => undefined);
-    });
-    flaky.listen(0, '127.0.0.1');
-    await once(flaky, 'listening');
-    closers.push(() => new Promise<void>((resolve) => flaky.close(() => resolve())));
-    const p = await startProxy();
-    closers.push(p.close);
-    const port = (flaky.address() as AddressInfo).port;
-    p.proxy.applyTable(
-      makeTable({
-        blue: { version: BLUE, endpoints: [`http://127.0.0.1:${port}`], weight: 10000 },
-      }),
-    );
-    const agent = new Agent();
-    closers.push(() => agent.close());
-    const r = await request(`${p.url}/`, { dispatcher: agent });
-    expect(r.statusCode).toBe(200);
-    expect(((await r.body.json()) as { path: string }).path).toBe('/flaky');
-    expect(resets).toBe(1);
-    const errors = await p.metrics.upstreamErrors.get();
-    expect(errors.values.find((v) => v.labels.reason === 'reset')?.value).toBe(1);
-  });
+      flaky.listen(0, '127.0.0.1');
+      await once(flaky, 'listening');
+      closers.push(() => new Promise<void>((resolve) => flaky.close(() => resolve())));
+      const p = await startProxy();
+      closers.push(p.close);
+      const port = (flaky.address() as AddressInfo).port;
+      p.proxy.applyTable(
+        makeTable({
+          blue: { version: BLUE, endpoints: [`http://127.0.0.1:${port}`], weight: 10000 },
+        }),
+      );
+      const agent = new Agent();
+      closers.push(() => agent.close());
+      const r = await request(`${p.url}/`, { dispatcher: agent, method, body: payload });
+      expect(r.statusCode).toBe(200);
+      expect(((await r.body.json()) as { path: string }).path).toBe('/flaky');
+      expect(resets).toBe(1);
+      const errors = await p.metrics.upstreamErrors.get();
+      expect(errors.values.find((v) => v.labels.reason === 'reset')?.value).toBe(1);
+    },
+  );
 
   test('never sends a non-idempotent request twice after a reset', async () => {
     let requests = 0;

@@ -21,9 +21,7 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-async function world(
-  config: Record<string, unknown> = {},
-): Promise<{
+async function world(config: Record<string, unknown> = {}): Promise<{
   blue: TestReference;
   green: TestReference;
   canary: TestReference;
@@ -254,5 +252,23 @@ describe('proxy routing', () => {
     const a = await get(agent, `${p.url}/`);
     expect(a.status).toBe(200);
     expect(a.headers.connection).toBe('close');
+  });
+
+  test('close() lets an in-flight request finish, and is idempotent', async () => {
+    const { blue, p, agent } = await world();
+    p.proxy.applyTable(
+      makeTable({ blue: { version: BLUE, endpoints: [blue.url], weight: 10000 } }),
+    );
+    const slow = get(agent, `${p.url}/slow?ms=400`);
+    await eventually(() => expect(blue.server.stats().requests).toBe(1));
+    const started = Date.now();
+    const closing = p.proxy.close();
+    expect(p.proxy.close()).toBe(closing);
+    const answer = await slow;
+    await closing;
+    expect(answer.status).toBe(200);
+    expect(answer.headers.connection).toBe('close');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(Date.now() - started).toBeLessThan(2_000);
   });
 });
