@@ -104,6 +104,7 @@ export async function runForwardingCore(
       log: (line) => console.log(line),
     });
 
+    const bestDirect = summaries.find((s) => s.name === 'direct')?.bestRequestsPerSec;
     const rows = [
       [
         'candidate',
@@ -112,9 +113,12 @@ export async function runForwardingCore(
         'p50 ms',
         'p99 ms',
         'cpu µs/req',
+        'best req/s',
+        'best x dir',
+        'best cpu',
         'rss MB',
         'cv',
-        'errors',
+        'err',
       ],
       ...summaries.map((s) => [
         s.name,
@@ -123,12 +127,18 @@ export async function runForwardingCore(
         cell(s.p50Ms, 2),
         cell(s.p99Ms, 2),
         cell(s.cpuUsPerRequest, 1),
+        cell(s.bestRequestsPerSec),
+        cell(bestDirect === undefined ? undefined : s.bestRequestsPerSec / bestDirect, 2),
+        cell(s.bestCpuUsPerRequest, 1),
         cell(s.rssPeakMb, 0),
-        `${cell(s.cv * 100, 1)}%${s.highVariance ? ' !' : ''}`,
+        `${cell(s.cv * 100, 0)}%${s.highVariance ? '!' : ''}`,
         String(s.errors + s.non2xx),
       ]),
     ];
     console.log(`\n${formatTable(rows)}`);
+    console.log(
+      'req/s, p50, p99, cpu: medians over rounds; best: highest req/s and lowest cpu of any round',
+    );
     if (summaries.some((s) => s.highVariance)) {
       console.log(
         'warning: high variance between rounds (cv > 10 %, marked !): compare cpu µs/req, rerun on a quieter machine',

@@ -25,7 +25,8 @@ export interface StartChildOptions {
 
 const OUTPUT_LIMIT = 8192;
 
-class SpawnedChild implements BenchChild {
+/** A spawned process with its recent output. */
+export class SpawnedChild implements BenchChild {
   readonly #proc: ChildProcess;
   readonly name: string;
   #output = '';
@@ -55,6 +56,35 @@ class SpawnedChild implements BenchChild {
 
   output(): string {
     return this.#output;
+  }
+
+  /** Resolves with the first output line matching `pattern` (seen or yet to come). */
+  waitForLine(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray> {
+    const found = (): RegExpExecArray | null => {
+      for (const line of this.#output.split('\n')) {
+        const m = pattern.exec(line);
+        if (m !== null) return m;
+      }
+      return null;
+    };
+    return withDeadline(
+      new Promise<RegExpExecArray>((resolve, reject) => {
+        const check = (): void => {
+          const m = found();
+          if (m !== null) {
+            this.#proc.stdout?.off('data', check);
+            this.#proc.stderr?.off('data', check);
+            resolve(m);
+          }
+        };
+        this.#proc.stdout?.on('data', check);
+        this.#proc.stderr?.on('data', check);
+        void this.exited.then(() => reject(new Error(`${this.name} exited: ${this.#output}`)));
+        check();
+      }),
+      timeoutMs,
+      `${this.name}: no output matching ${String(pattern)}: ${this.#output}`,
+    );
   }
 
   close(): Promise<void> {

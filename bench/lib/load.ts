@@ -20,6 +20,8 @@ export interface LoadOptions {
   connections: number;
   durationS: number;
   headers?: Record<string, string>;
+  /** Replace `[<id>]` in headers with a fresh id per request (autocannon `idReplacement`). */
+  idReplacement?: boolean;
   /** Per-connection customisation (e.g. a distinct sticky key per connection). */
   setupClient?: autocannon.Options['setupClient'];
   /** Called with each response's status and raw headers `[name, value, ...]` (e.g. to count pools). */
@@ -60,6 +62,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     connections: options.connections,
     duration: options.durationS,
     ...(options.headers === undefined ? {} : { headers: options.headers }),
+    ...(options.idReplacement === true ? { idReplacement: true } : {}),
   };
   const onHeaders = options.onHeaders;
   // autocannon's own latency histogram keeps whole milliseconds; sub-millisecond p50s matter

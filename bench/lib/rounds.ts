@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { runLoad, type LoadResult } from './load.js';
 import { cpuMicros, processTree, sampleRss } from './proc-stats.js';
 import { HIGH_VARIANCE_CV, coefficientOfVariation, median, round } from './stats.js';
@@ -18,6 +19,8 @@ export interface RoundSample extends LoadResult {
   cpuUsPerRequest: number | undefined;
   /** Peak RSS of the process under test during the run, in MB. */
   rssPeakMb: number | undefined;
+  /** 1-minute load average after the run (others' work on a shared machine shows here). */
+  loadAverage1m: number;
 }
 
 /** Medians over rounds for one target. */
@@ -31,6 +34,12 @@ export interface TargetSummary {
   rssPeakMb: number | undefined;
   /** Median requests/s relative to the baseline target's median. */
   ratio: number | undefined;
+  /**
+   * Best round: highest requests/s, lowest CPU per request. Interference from other work only
+   * ever slows a run down, so on a shared machine the best round is the closest to a quiet one.
+   */
+  bestRequestsPerSec: number;
+  bestCpuUsPerRequest: number | undefined;
   /** Spread of requests/s between rounds (coefficient of variation). */
   cv: number;
   highVariance: boolean;
@@ -45,6 +54,8 @@ export interface InterleavedOptions {
   targets: readonly LoadTarget[];
   rounds: number;
   warmupS: number;
+  /** Warm-up of each target's first round (JIT, connection pools); default `warmupS`. */
+  firstWarmupS?: number;
   measureS: number;
   connections: number;
   /** Name of the target ratios are computed against (e.g. `direct`). */
@@ -58,11 +69,12 @@ async function measure(
   roundNo: number,
 ): Promise<RoundSample> {
   const headers = target.headers;
-  if (options.warmupS > 0) {
+  const warmupS = roundNo === 1 ? (options.firstWarmupS ?? options.warmupS) : options.warmupS;
+  if (warmupS > 0) {
     await runLoad({
       url: target.url,
       connections: options.connections,
-      durationS: options.warmupS,
+      durationS: warmupS,
       ...(headers === undefined ? {} : { headers }),
     });
   }
@@ -83,7 +95,13 @@ async function measure(
     cpuUsPerRequest:
       pids.length > 0 && result.total > 0 ? (cpuAfter - cpuBefore) / result.total : undefined,
     rssPeakMb: rssPeak === undefined ? undefined : rssPeak / 1024 / 1024,
+    loadAverage1m: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
   };
+}
+
+function optionalMin(values: readonly (number | undefined)[]): number | undefined {
+  const defined = values.filter((v): v is number => v !== undefined);
+  return defined.length === 0 ? undefined : Math.min(...defined);
 }
 
 function optionalMedian(values: readonly (number | undefined)[]): number | undefined {
@@ -106,7 +124,7 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Targe
           ? ''
           : ` cpu ${round(sample.cpuUsPerRequest, 1)} µs/req`;
       options.log(
-        `  round ${r}/${options.rounds} ${target.name.padEnd(22)} ${Math.round(sample.requestsPerSec)} req/s p50 ${round(sample.p50Ms, 2)} ms p99 ${round(sample.p99Ms, 2)} ms${cpu}` +
+        `  round ${r}/${options.rounds} ${target.name.padEnd(24)} ${Math.round(sample.requestsPerSec)} req/s p50 ${round(sample.p50Ms, 2)} ms p99 ${round(sample.p99Ms, 2)} ms${cpu} (load ${sample.loadAverage1m})` +
           (sample.errors + sample.non2xx > 0
             ? ` errors ${sample.errors} non2xx ${sample.non2xx}`
             : ''),
@@ -124,6 +142,8 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Targe
       p50Ms: median(list.map((s) => s.p50Ms)),
       p99Ms: median(list.map((s) => s.p99Ms)),
       cpuUsPerRequest: optionalMedian(list.map((s) => s.cpuUsPerRequest)),
+      bestRequestsPerSec: Math.max(...rps),
+      bestCpuUsPerRequest: optionalMin(list.map((s) => s.cpuUsPerRequest)),
       rssPeakMb: list.some((s) => s.rssPeakMb !== undefined)
         ? Math.max(...list.map((s) => s.rssPeakMb ?? 0))
         : undefined,

@@ -1,0 +1,215 @@
+import { closeAll, type BenchChild } from '../lib/child.js';
+import { startHaproxy, startHttpProxyBaseline, startNginx, type BenchPeer } from '../lib/peers.js';
+import { runInterleaved, type LoadTarget, type TargetSummary } from '../lib/rounds.js';
+import type { Check, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
+import { round } from '../lib/stats.js';
+import { BENCH_VERSIONS, startReferenceServer, startSwitchyard } from '../lib/switchyard.js';
+import { cell, formatTable } from '../lib/table.js';
+
+const BODY_SIZES = [100, 10 * 1024] as const;
+const CONNECTIONS = 50;
+
+// Issue 6 targets, for 100-byte responses with every feature on.
+const TARGETS = {
+  minRatioToNginx: 0.7,
+  minRatioToHttpProxy: 2.0,
+  maxCpuUsPerRequest: 70,
+  maxAddedP50Ms: 1.5,
+  maxRssMb: 150,
+};
+
+const SWITCHYARD = 'switchyard';
+
+function rounded(s: TargetSummary): Record<string, unknown> {
+  return {
+    name: s.name,
+    rounds: s.rounds,
+    requestsPerSec: round(s.requestsPerSec, 0),
+    ratioToDirect: s.ratio === undefined ? null : round(s.ratio, 3),
+    p50Ms: round(s.p50Ms, 3),
+    p99Ms: round(s.p99Ms, 3),
+    cpuUsPerRequest: s.cpuUsPerRequest === undefined ? null : round(s.cpuUsPerRequest, 1),
+    rssPeakMb: s.rssPeakMb === undefined ? null : round(s.rssPeakMb, 1),
+    cv: round(s.cv, 3),
+    highVariance: s.highVariance,
+    total: s.total,
+    non2xx: s.non2xx,
+    errors: s.errors,
+    samples: s.samples.map((x) => ({
+      round: x.round,
+      requestsPerSec: round(x.requestsPerSec, 0),
+      p50Ms: round(x.p50Ms, 3),
+      p99Ms: round(x.p99Ms, 3),
+      cpuUsPerRequest: x.cpuUsPerRequest === undefined ? null : round(x.cpuUsPerRequest, 1),
+    })),
+  };
+}
+
+function targetChecks(summaries: readonly TargetSummary[]): Check[] {
+  const by = (name: string): TargetSummary | undefined => summaries.find((s) => s.name === name);
+  const ours = by(SWITCHYARD);
+  const direct = by('direct');
+  if (ours === undefined || direct === undefined) return [];
+  const checks: Check[] = [];
+  const vsPeer = (peer: string, min: number): void => {
+    const p = by(peer);
+    if (p === undefined) return;
+    const ratio = ours.requestsPerSec / p.requestsPerSec;
+    checks.push({
+      name: `100 B: throughput vs ${peer} >= ${min}x`,
+      ok: ratio >= min,
+      detail: `${round(ratio, 2)}x (${Math.round(ours.requestsPerSec)} vs ${Math.round(p.requestsPerSec)} req/s)`,
+      hard: false,
+    });
+  };
+  vsPeer('nginx', TARGETS.minRatioToNginx);
+  vsPeer('node-http-proxy', TARGETS.minRatioToHttpProxy);
+  if (ours.cpuUsPerRequest !== undefined) {
+    checks.push({
+      name: `100 B: proxy CPU <= ${TARGETS.maxCpuUsPerRequest} µs/request`,
+      ok: ours.cpuUsPerRequest <= TARGETS.maxCpuUsPerRequest,
+      detail: `${round(ours.cpuUsPerRequest, 1)} µs`,
+      hard: false,
+    });
+  }
+  const addedP50 = ours.p50Ms - direct.p50Ms;
+  checks.push({
+    name: `100 B: added p50 over direct <= ${TARGETS.maxAddedP50Ms} ms`,
+    ok: addedP50 <= TARGETS.maxAddedP50Ms,
+    detail: `${round(addedP50, 2)} ms (${round(ours.p50Ms, 2)} vs ${round(direct.p50Ms, 2)} ms)`,
+    hard: false,
+  });
+  if (ours.rssPeakMb !== undefined) {
+    checks.push({
+      name: `100 B: proxy RSS < ${TARGETS.maxRssMb} MB`,
+      ok: ours.rssPeakMb < TARGETS.maxRssMb,
+      detail: `${round(ours.rssPeakMb, 0)} MB peak`,
+      hard: false,
+    });
+  }
+  return checks;
+}
+
+/**
+ * SPEC §8 throughput: the same autocannon load straight at a reference server, through
+ * Switchyard (every feature on) and through each peer, interleaved rounds, medians.
+ */
+export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResult> {
+  const { pinning } = ctx;
+  const rounds = ctx.quick ? 1 : 3;
+  const firstWarmupS = ctx.quick ? 1 : 3;
+  const warmupS = ctx.quick ? 0.5 : 1;
+  const measureS = ctx.quick ? 1 : 3;
+  const children: BenchChild[] = [];
+  const peers: BenchPeer[] = [];
+  try {
+    const blue = await startReferenceServer('blue', BENCH_VERSIONS.blue, pinning.loadCpu);
+    children.push(blue.child);
+    const green = await startReferenceServer('green', BENCH_VERSIONS.green, pinning.loadCpu);
+    children.push(green.child);
+    const proxy = await startSwitchyard({ pools: [blue, green], cpu: pinning.proxyCpu });
+    children.push(proxy.child);
+
+    peers.push(await startHttpProxyBaseline(blue.url, pinning.proxyCpu));
+    for (const start of [startNginx, startHaproxy]) {
+      const peer = await start(blue.url, pinning.proxyCpu);
+      if (peer === undefined)
+        ctx.log(`  (${start === startNginx ? 'nginx' : 'haproxy'} not on PATH: skipped)`);
+      else peers.push(peer);
+    }
+    ctx.log(
+      `  peers: ${peers.map((p) => p.name).join(', ')}; switchyard with every feature on (sticky cookie, X-Forwarded-*, metrics, x-switchyard-upstream)`,
+    );
+
+    const bySize: Record<string, Record<string, unknown>[]> = {};
+    const rows: string[][] = [
+      [
+        'body',
+        'target',
+        'req/s',
+        'x direct',
+        'p50 ms',
+        'p99 ms',
+        'cpu µs/req',
+        'rss MB',
+        'cv',
+        'err',
+      ],
+    ];
+    const warnings: string[] = [];
+    let checks: Check[] = [];
+    for (const size of BODY_SIZES) {
+      const path = `/bytes?n=${size}`;
+      // A returning client: the sticky cookie is present, as for all but a visitor's first request.
+      const targets: LoadTarget[] = [
+        { name: 'direct', url: `${blue.url}${path}` },
+        {
+          name: SWITCHYARD,
+          url: `${proxy.url}${path}`,
+          pid: proxy.child.pid,
+          headers: { cookie: 'sy_id=bench-client-1' },
+        },
+        ...peers.map((p) => ({ name: p.name, url: `${p.url}${path}`, pid: p.child.pid })),
+      ];
+      ctx.log(
+        `  ${size}-byte responses: ${rounds} rounds x ${targets.length} targets (${firstWarmupS} s then ${warmupS} s warm-up, ${measureS} s measured)`,
+      );
+      const summaries = await runInterleaved({
+        targets,
+        rounds,
+        firstWarmupS,
+        warmupS,
+        measureS,
+        connections: CONNECTIONS,
+        baseline: 'direct',
+        log: ctx.log,
+      });
+      bySize[String(size)] = summaries.map(rounded);
+      for (const s of summaries) {
+        rows.push([
+          size >= 1024 ? `${size / 1024} KB` : `${size} B`,
+          s.name,
+          cell(s.requestsPerSec),
+          cell(s.ratio, 2),
+          cell(s.p50Ms, 2),
+          cell(s.p99Ms, 2),
+          cell(s.cpuUsPerRequest, 1),
+          cell(s.rssPeakMb, 0),
+          `${cell(s.cv * 100, 0)}%${s.highVariance ? '!' : ''}`,
+          String(s.errors + s.non2xx),
+        ]);
+        if (s.highVariance)
+          warnings.push(
+            `throughput ${size} B ${s.name}: high variance between rounds (cv ${round(s.cv * 100, 0)} %)`,
+          );
+      }
+      const errors = summaries.reduce((n, s) => n + s.errors + s.non2xx, 0);
+      checks.push({
+        name: `${size} B: zero errors and non-2xx`,
+        ok: errors === 0,
+        detail: `${errors}`,
+        hard: false,
+      });
+      if (size === 100) checks = [...checks, ...targetChecks(summaries)];
+    }
+    return {
+      table: formatTable(rows),
+      checks,
+      warnings,
+      data: {
+        connections: CONNECTIONS,
+        rounds,
+        warmupS: { first: firstWarmupS, later: warmupS },
+        measureS,
+        switchyardFeatures:
+          'sticky cookie (sent by the client), X-Forwarded-*, metrics, x-switchyard-upstream',
+        peers: peers.map((p) => p.name),
+        targets: TARGETS,
+        bySize,
+      },
+    };
+  } finally {
+    await Promise.allSettled(peers.map((p) => p.close()));
+    await closeAll(children);
+  }
+}
