@@ -2,6 +2,9 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
+    // Integration tests spawn servers and redis-server processes; a 2-core machine gains little
+    // from more than two workers, and more make timing-sensitive drain tests noisy.
+    maxWorkers: 2,
     projects: [
       {
         test: {
@@ -16,9 +19,6 @@ export default defineConfig({
           include: ['test/integration/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 30_000,
-          // Integration tests spawn servers and redis-server processes; files run in parallel
-          // workers but a 2-core machine gains little from more than two.
-          maxWorkers: 2,
         },
       },
     ],
