@@ -1,0 +1,146 @@
+/**
+ * Whole apps following one Redis (issue 4 acceptance): a change made on one replica with
+ * `?wait=all` answers once every replica applied it and every proxy routes by it; a stopped
+ * replica (SIGSTOP: heartbeat still fresh, nothing applied) makes `?wait=all` time out with 504
+ * REPLICAS_LAGGING naming it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/eventually.js';
+import { startRedisServer } from '../helpers/redis-server.js';
+import { startReference } from '../helpers/reference.js';
+import { startApp, type TestApp } from '../helpers/start-app.js';
+
+const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+beforeAll(() => {
+  if (!existsSync(MAIN))
+    throw new Error(`${MAIN} is missing: run \`npm run build\` (npm test does)`);
+});
+
+interface Answer {
+  revision?: number;
+  error?: { code: string; message: string; lagging?: string[] };
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; body: Answer }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as Answer };
+}
+
+async function replicaIds(adminUrl: string): Promise<Array<{ id: string; live: boolean }>> {
+  const body = (await (await fetch(`${adminUrl}/v1/replicas`)).json()) as {
+    replicas: Array<{ id: string; live: boolean }>;
+  };
+  return body.replicas;
+}
+
+async function world(): Promise<{ apps: TestApp[]; redisUrl: string; pools: string[] }> {
+  const redis = await startRedisServer();
+  closers.push(() => redis.close());
+  const blue = await startReference({ pool: 'blue', version: 'b1b1b1b' });
+  const green = await startReference({ pool: 'green', version: 'a2a2a2a' });
+  closers.push(
+    () => blue.close(),
+    () => green.close(),
+  );
+  const pools = [`blue=b1b1b1b@${blue.url}`, `green=a2a2a2a@${green.url}`];
+  const apps: TestApp[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    const app = await startApp(
+      {
+        redis: redis.url,
+        namespace: 'apps',
+        pools: [
+          { name: 'blue', version: 'b1b1b1b', endpoints: [blue.url] },
+          { name: 'green', version: 'a2a2a2a', endpoints: [green.url] },
+        ],
+      },
+      { replicaId: `app-${i}` },
+    );
+    closers.push(() => app.close());
+    apps.push(app);
+  }
+  return { apps, redisUrl: redis.url, pools };
+}
+
+describe('replicas behind one Redis', () => {
+  it('?wait=all answers after every replica applied the change, and every proxy routes by it', async () => {
+    const { apps } = await world();
+    const [a, b, c] = apps as [TestApp, TestApp, TestApp];
+    const res = await post(`${b.adminUrl}/v1/switch?wait=all&timeout=5s`, { to: 'green' });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const revision = res.body.revision ?? Infinity;
+    for (const app of [a, b, c]) {
+      // Applied before the answer: no polling needed.
+      expect(app.app.feed.appliedRevision()).toBeGreaterThanOrEqual(revision);
+      const r = await fetch(`${app.proxyUrl}/`);
+      expect(r.headers.get('x-switchyard-upstream')).toBe('green@a2a2a2a');
+      await r.arrayBuffer();
+    }
+    const replicas = await replicaIds(a.adminUrl);
+    expect(replicas.map((r) => r.id).sort()).toEqual(['app-0', 'app-1', 'app-2']);
+  });
+
+  it('?wait=all times out with 504 REPLICAS_LAGGING naming a stopped replica', async () => {
+    const { apps, redisUrl, pools } = await world();
+    const a = apps[0] as TestApp;
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [
+        MAIN,
+        'proxy',
+        '--listen',
+        '127.0.0.1:0',
+        '--admin-listen',
+        '127.0.0.1:0',
+        '--redis',
+        redisUrl,
+        '--namespace',
+        'apps',
+        ...pools.flatMap((p) => ['--pool', p]),
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
+    );
+    closers.push(async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    });
+    const known = new Set(['app-0', 'app-1', 'app-2']);
+    const stranger = await eventually(
+      async () => {
+        const other = (await replicaIds(a.adminUrl)).find((r) => !known.has(r.id) && r.live);
+        expect(other).toBeDefined();
+        return other!.id;
+      },
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
+    child.kill('SIGSTOP');
+    const started = Date.now();
+    const res = await post(`${a.adminUrl}/v1/canary?wait=all&timeout=1s`, {
+      percent: 10,
+      pool: 'green',
+    });
+    const tookMs = Date.now() - started;
+    expect(res.status).toBe(504);
+    expect(res.body.error?.code).toBe('REPLICAS_LAGGING');
+    expect(res.body.error?.lagging).toEqual([stranger]);
+    expect(tookMs).toBeGreaterThanOrEqual(900);
+    // The change itself is stored and applied by the running replicas.
+    for (const app of apps) {
+      await eventually(() => expect(app.app.feed.current()?.weights.green).toBe(1000));
+    }
+  });
+});
