@@ -79,6 +79,31 @@ export const configSchema = z
     upstreamKeepAliveTimeout: duration.default(4_000),
     /** Max concurrent connections per upstream endpoint. */
     upstreamConnections: z.number().int().min(1).max(100_000).default(256),
+    /**
+     * Path of the active health check sent to every endpoint. Connection failures, timeouts and
+     * 5xx fail a check; any other status passes (an app without the path still proves it is up).
+     */
+    healthCheckPath: z
+      .string()
+      .regex(/^\/[^\s]*$/, 'must be a path starting with / (no spaces)')
+      .default('/healthz'),
+    /** Time between two active checks of one endpoint; 0 turns active checks off. */
+    healthCheckInterval: duration.default(2_000),
+    /** A check not answered within this time fails. */
+    healthCheckTimeout: duration.default(1_000),
+    /** Passing checks in a row that bring a down endpoint back. */
+    healthyThreshold: z.number().int().min(1).max(100).default(2),
+    /** Failing checks in a row that take an endpoint down. */
+    unhealthyThreshold: z.number().int().min(1).max(100).default(3),
+    /** Failed requests in a row (connection failures or 5xx) that eject an endpoint; 0 = never. */
+    ejectionThreshold: z.number().int().min(0).max(10_000).default(5),
+    /** First ejection length; doubled on each repeat up to maxEjectionDuration. */
+    ejectionDuration: duration.default(10_000),
+    maxEjectionDuration: duration.default(120_000),
+    /** Retries allowed per second as a percentage of a pool's requests (retry budget). */
+    retryBudgetPercent: z.number().int().min(0).max(100).default(20),
+    /** Retries per second a pool may always make, whatever its request rate. */
+    retryBudgetMin: z.number().int().min(0).max(100_000).default(10),
     stickyKey: stickyKey.prefault('cookie:sy_id'),
     /** Addresses (exact IPs) whose incoming X-Forwarded-* headers are kept. */
     trustedProxies: z.array(z.string()).default([]),

@@ -326,7 +326,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.pool = pool;
     const endpoint = pickEndpoint(pool);
     if (endpoint === undefined)
-      return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'pool has no endpoint');
+      return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'pool has no healthy endpoint');
     this.endpoint = endpoint;
 
     const method = req.method as string;
@@ -428,6 +428,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // hot path
     if (statusCode < 200) return true; // 1xx: we answered Expect ourselves; early hints dropped
     if (this.#finished) return false;
+    // Passive health: 5xx answers count toward ejection, anything else clears the streak.
+    if (statusCode >= 500) (this.endpoint as UpstreamPool).recordFailure();
+    else (this.endpoint as UpstreamPool).recordSuccess();
     this.#responseStarted = true;
     this.#resume = resume;
     const out: string[] = [];
@@ -481,6 +484,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     const pool = this.pool as CompiledPool;
     const reason = classify(err);
     pool.metrics.errors[reason].inc();
+    if (!this.#responseStarted) endpoint.recordFailure(); // a 5xx was counted in onHeaders
     if (this.#responseStarted) {
       // Mid-body failure: the status is sent, so cut the client connection to signal it.
       this.#finished = true;
@@ -497,12 +501,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
       this.#attempt === 0 &&
       (reason === 'refused' || (reason === 'reset' && this.#retry === Retry.Idempotent))
     ) {
-      this.#attempt = 1;
-      pool.metrics.retries.inc();
-      const other = pickEndpoint(pool, endpoint);
-      if (other !== undefined) this.#dispatch(other, false);
-      else this.#dispatch(endpoint, true);
-      return;
+      // The budget keeps a dead pool from doubling its upstream attempts (a retry storm).
+      if (pool.retryBudget.tryAcquire(Date.now(), pool.traffic)) {
+        this.#attempt = 1;
+        pool.metrics.retries.inc();
+        const other = pickEndpoint(pool, endpoint);
+        if (other !== undefined) this.#dispatch(other, false);
+        else this.#dispatch(endpoint, true);
+        return;
+      }
+      pool.metrics.retriesDenied.inc();
     }
     this.#ctx.log.debug(
       { err, pool: pool.name, endpoint: endpoint.url, reason },

@@ -13,6 +13,8 @@ import type { Metrics } from '../observability/metrics.js';
 import type { RoutingTable } from '../table/types.js';
 import { ConnTracker } from './conn-tracker.js';
 import { overrideDigest, ProxyExchange, Routed, type ForwardContext } from './forward.js';
+import { HealthChecker, healthOptionsFrom, type HealthConfigKey } from './health-checker.js';
+import { RetryBudgets } from './retry-budget.js';
 import { compileSnapshot, poolMetricChildren, type RoutingSnapshot } from './router.js';
 import { TrafficWindow } from './traffic-window.js';
 import { UpgradeRelay } from './upgrade.js';
@@ -35,7 +37,9 @@ export type ProxyServerOptions = Pick<
   | 'requestTimeout'
   | 'drainTimeout'
   | 'drainSpread'
->;
+> &
+  // Optional: without healthCheckInterval no active checks run (see healthOptionsFrom).
+  Partial<Pick<Config, HealthConfigKey>>;
 
 /** Injected dependencies of the data plane. */
 export interface ProxyServerDeps {
@@ -58,6 +62,8 @@ export class ProxyServer {
   readonly #retiring = new Set<UpstreamPool>();
   readonly #poolOptions: UpstreamPoolOptions;
   readonly #upgrades: UpgradeRelay;
+  readonly #health: HealthChecker;
+  readonly #retryBudgets: RetryBudgets;
   /** Long-lived (upgraded) connections by endpoint, for the drainer and shutdown. */
   readonly connections = new ConnTracker();
   #snapshot: RoutingSnapshot | null = null;
@@ -68,6 +74,12 @@ export class ProxyServer {
     this.#options = options;
     this.#log = deps.logger.child({ component: 'proxy' });
     this.#metrics = deps.metrics;
+    const health = healthOptionsFrom(options);
+    this.#health = new HealthChecker(health.health, {
+      logger: this.#log,
+      metrics: deps.metrics,
+    });
+    this.#retryBudgets = new RetryBudgets(health.retryBudget);
     this.#poolOptions = {
       connections: options.upstreamConnections,
       keepAliveTimeout: options.upstreamKeepAliveTimeout,
@@ -165,9 +177,12 @@ export class ProxyServer {
       },
       this.#metrics,
       this.#traffic,
+      this.#retryBudgets,
     );
     const previous = this.#snapshot;
     this.#snapshot = snapshot;
+    this.#health.sync(snapshot);
+    this.#retryBudgets.retain(snapshot.pools.keys());
 
     const graceMs = this.#options.drainTimeout + this.#options.drainSpread;
     for (const [url, ep] of this.#endpoints) {
@@ -206,10 +221,9 @@ export class ProxyServer {
     return this.#traffic.snapshot(windowMs);
   }
 
-  /** Healthy and total endpoints of `pool` (every endpoint counts as healthy until issue 5). */
+  /** Healthy and total endpoints of `pool` (active checks and passive ejection). */
   poolHealth(pool: string): { healthy: number; total: number } {
-    const total = this.#snapshot?.pools.get(pool)?.endpoints.length ?? 0;
-    return { healthy: total, total };
+    return this.#health.poolHealth(pool);
   }
 
   /** From now on every response carries `Connection: close`, so clients leave politely. */
@@ -229,6 +243,7 @@ export class ProxyServer {
   async #close(): Promise<void> {
     this.#setState('closing');
     this.#ctx.shuttingDown = true;
+    this.#health.close();
     const deadlineMs = this.#options.drainTimeout;
     const failures: unknown[] = [];
     const serverClosed = new Promise<void>((resolve) => {
@@ -272,6 +287,7 @@ export class ProxyServer {
   /** Aborts at once: every client connection, upgraded connection and upstream pool. */
   destroy(): void {
     this.#ctx.shuttingDown = true;
+    this.#health.close();
     if (this.#server.listening) this.#server.close();
     this.#server.closeAllConnections();
     this.connections.closeAll(1001);

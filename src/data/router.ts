@@ -7,6 +7,7 @@ import type { Counter, Histogram } from 'prom-client';
 import type { Metrics } from '../observability/metrics.js';
 import { createPoolPicker, type PoolPicker } from '../table/sticky-hash.js';
 import type { RoutingTable } from '../table/types.js';
+import type { RetryBudget, RetryBudgets } from './retry-budget.js';
 import type { PoolTrafficCounter, TrafficWindow } from './traffic-window.js';
 import type { UpstreamPool } from './upstream-pool.js';
 
@@ -19,6 +20,8 @@ export interface PoolMetricChildren {
   readonly requests: readonly (Counter.Internal | undefined)[];
   readonly duration: Histogram.Internal<'pool'>;
   readonly retries: Counter.Internal;
+  /** Retries refused by the pool's retry budget. */
+  readonly retriesDenied: Counter.Internal;
   readonly errors: Readonly<Record<UpstreamErrorReason, Counter.Internal>>;
 }
 
@@ -32,6 +35,7 @@ export interface CompiledPool {
   readonly upstreamHeader: string;
   readonly metrics: PoolMetricChildren;
   readonly traffic: PoolTrafficCounter;
+  readonly retryBudget: RetryBudget;
   /** Round-robin start offset for balancing ties; the only mutable field. */
   rr: number;
 }
@@ -56,6 +60,7 @@ export function poolMetricChildren(
     requests,
     duration: metrics.requestDuration.labels(pool),
     retries: metrics.retries.labels(pool),
+    retriesDenied: metrics.retriesDenied.labels(pool),
     errors: {
       refused: metrics.upstreamErrors.labels(pool, 'refused'),
       reset: metrics.upstreamErrors.labels(pool, 'reset'),
@@ -71,6 +76,7 @@ export function compileSnapshot(
   endpointFor: (url: string) => UpstreamPool,
   metrics: Metrics,
   traffic: TrafficWindow,
+  retryBudgets: RetryBudgets,
 ): RoutingSnapshot {
   const pools = new Map<string, CompiledPool>();
   for (const [name, spec] of Object.entries(table.pools)) {
@@ -82,6 +88,7 @@ export function compileSnapshot(
       upstreamHeader: `${name}@${spec.version}`,
       metrics: poolMetricChildren(metrics, name, spec.version),
       traffic: traffic.counter(name),
+      retryBudget: retryBudgets.for(name),
       rr: 0,
     });
   }
@@ -95,8 +102,8 @@ export function compileSnapshot(
 
 /**
  * Picks the endpoint with the fewest outstanding requests, starting from a rotating offset so
- * ties are spread round robin. `exclude` skips one endpoint (retry elsewhere); returns undefined
- * when nothing else is left.
+ * ties are spread round robin. Unhealthy endpoints are skipped, and so is `exclude` (retry
+ * elsewhere); returns undefined when nothing is left.
  */
 export function pickEndpoint(pool: CompiledPool, exclude?: UpstreamPool): UpstreamPool | undefined {
   // hot path
@@ -104,14 +111,14 @@ export function pickEndpoint(pool: CompiledPool, exclude?: UpstreamPool): Upstre
   const n = eps.length;
   if (n === 1) {
     const only = eps[0] as UpstreamPool;
-    return only === exclude ? undefined : only;
+    return only === exclude || !only.healthy ? undefined : only;
   }
   const start = pool.rr;
   pool.rr = start + 1 >= n ? 0 : start + 1;
   let best: UpstreamPool | undefined;
   for (let k = 0; k < n; k++) {
     const e = eps[(start + k) % n] as UpstreamPool;
-    if (e === exclude) continue;
+    if (e === exclude || !e.healthy) continue;
     if (best === undefined || e.outstanding < best.outstanding) best = e;
   }
   return best;

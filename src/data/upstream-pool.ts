@@ -24,6 +24,14 @@ export class UpstreamPool {
   readonly port: number;
   /** Requests dispatched to this endpoint and not yet finished (least-outstanding balancing). */
   outstanding = 0;
+  /** False while failed health checks or an ejection keep new requests away (HealthChecker). */
+  healthy = true;
+  /** Failed requests in a row (connection failures, 5xx); any other answer resets it. */
+  failures = 0;
+  /** `failures` at which `onFailures` is called; 0 = never (passive ejection off). */
+  failureLimit = 0;
+  /** Set by the HealthChecker: decides whether to eject the endpoint. */
+  onFailures: ((endpoint: UpstreamPool) => void) | null = null;
   readonly #pool: Pool;
   readonly #options: UpstreamPoolOptions;
   #retired = false;
@@ -52,6 +60,19 @@ export class UpstreamPool {
       bodyTimeout: 0,
       connectTimeout: this.#options.connectTimeout,
     };
+  }
+
+  /** Counts a failed request: a connection failure or a 5xx answer. */
+  recordFailure(): void {
+    const n = ++this.failures;
+    if (this.failureLimit > 0 && n >= this.failureLimit && this.onFailures !== null)
+      this.onFailures(this);
+  }
+
+  /** Counts a request answered with a status below 500. */
+  recordSuccess(): void {
+    // hot path: a read, and a write only after failures
+    if (this.failures !== 0) this.failures = 0;
   }
 
   /** Dispatches one request on a pooled keep-alive connection. */

@@ -16,6 +16,8 @@ export interface Metrics {
   readonly upstreamErrors: Counter<'pool' | 'reason'>;
   /** Requests retried once on another endpoint or a fresh connection. */
   readonly retries: Counter<'pool'>;
+  /** Retries refused because the pool's retry budget was spent (issue 5). */
+  readonly retriesDenied: Counter<'pool'>;
   /** Configured weight of each pool, in basis points. */
   readonly poolWeight: Gauge<'pool'>;
   /** Revision of the table this replica routes by. */
@@ -67,6 +69,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     retries: new Counter({
       name: 'switchyard_retries_total',
       help: 'Requests retried after a failure before any response byte.',
+      labelNames: ['pool'],
+      registers,
+    }),
+    retriesDenied: new Counter({
+      name: 'switchyard_retries_denied_total',
+      help: 'Retries refused because the pool retry budget was spent, per pool.',
       labelNames: ['pool'],
       registers,
     }),
