@@ -114,7 +114,9 @@ export function pickEndpoint(pool: CompiledPool, exclude?: UpstreamPool): Upstre
     return only === exclude || !only.healthy ? undefined : only;
   }
   const start = pool.rr;
-  pool.rr = start + 1 >= n ? 0 : start + 1;
+  // A retry's pick leaves the rotation alone: advancing it too would hand every next first
+  // attempt to the same (failing) endpoint when the pool has two.
+  if (exclude === undefined) pool.rr = start + 1 >= n ? 0 : start + 1;
   let best: UpstreamPool | undefined;
   for (let k = 0; k < n; k++) {
     const e = eps[(start + k) % n] as UpstreamPool;
