@@ -90,7 +90,7 @@ export const configSchema = z
     /** Time between two active checks of one endpoint; 0 turns active checks off. */
     healthCheckInterval: duration.default(2_000),
     /** A check not answered within this time fails. */
-    healthCheckTimeout: duration.default(1_000),
+    healthCheckTimeout: duration.refine((ms) => ms > 0, 'must be more than 0').default(1_000),
     /** Passing checks in a row that bring a down endpoint back. */
     healthyThreshold: z.number().int().min(1).max(100).default(2),
     /** Failing checks in a row that take an endpoint down. */

@@ -1,6 +1,6 @@
 /** Pure parts of endpoint health and the retry budget (issue 5). */
 import { describe, expect, test } from 'vitest';
-import { configFrom } from '../../../src/config/load.js';
+import { configFrom, ConfigError, loadConfig } from '../../../src/config/load.js';
 import { ejectionDurationMs, healthOptionsFrom } from '../../../src/data/health-checker.js';
 import { RetryBudget, RetryBudgets, slidingRate } from '../../../src/data/retry-budget.js';
 import { PoolTrafficCounter } from '../../../src/data/traffic-window.js';
@@ -23,6 +23,43 @@ describe('healthOptionsFrom', () => {
     expect(fromNothing.health.intervalMs).toBe(0);
     expect({ ...fromNothing.health, intervalMs: 2_000 }).toEqual(fromConfig.health);
     expect(fromNothing.retryBudget).toEqual(fromConfig.retryBudget);
+  });
+});
+
+describe('health config keys', () => {
+  test('are flags and environment variables; values that do not parse are errors', () => {
+    const c = loadConfig(
+      [
+        '--health-check-path',
+        '/ready',
+        '--health-check-interval',
+        '500ms',
+        '--ejection-threshold',
+        '0',
+      ],
+      {
+        SWITCHYARD_HEALTH_CHECK_TIMEOUT: '250ms',
+        SWITCHYARD_UNHEALTHY_THRESHOLD: '4',
+        SWITCHYARD_MAX_EJECTION_DURATION: '1m',
+        SWITCHYARD_RETRY_BUDGET_PERCENT: '50',
+      },
+    );
+    expect(c).toMatchObject({
+      healthCheckPath: '/ready',
+      healthCheckInterval: 500,
+      healthCheckTimeout: 250,
+      unhealthyThreshold: 4,
+      ejectionThreshold: 0,
+      maxEjectionDuration: 60_000,
+      retryBudgetPercent: 50,
+      healthyThreshold: 2,
+      ejectionDuration: 10_000,
+      retryBudgetMin: 10,
+    });
+    expect(() => loadConfig(['--health-check-path', 'healthz'], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--retry-budget-percent', '150'], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--healthy-threshold', '0'], {})).toThrow(ConfigError);
+    expect(() => loadConfig(['--health-check-timeout', '0'], {})).toThrow(ConfigError);
   });
 });
 
