@@ -19,6 +19,12 @@ import {
   type UpstreamErrorReason,
 } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
+import {
+  SHUTDOWN_CLOSE_CODE,
+  type ConnList,
+  type DrainWatcher,
+  type TrackedConnection,
+} from './conn-tracker.js';
 
 /** Largest PUT/DELETE body held in memory so the request can be retried (SPEC §3). */
 export const MAX_RETRY_BODY_BYTES = 64 * 1024;
@@ -164,7 +170,7 @@ const enum Retry {
 }
 
 /** One client request through the proxy; also the undici dispatch handler of its upstream leg. */
-export class ProxyExchange implements Dispatcher.DispatchHandler {
+export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnection {
   readonly #ctx: ForwardContext;
   readonly #req: IncomingMessage;
   /** null for upgrade requests (the caller owns the raw socket). */
@@ -187,6 +193,13 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #responseStarted = false;
   #finished = false;
   #resume: (() => void) | null = null;
+  /** Response headers as sent (read only when a drain or shutdown closes the exchange). */
+  #responseHeaders: string[] | null = null;
+  // TrackedConnection links: the exchange is in its endpoint's ConnList while it runs.
+  trackPrev: TrackedConnection | null = null;
+  trackNext: TrackedConnection | null = null;
+  trackList: ConnList | null = null;
+  trackDrain: DrainWatcher | null = null;
 
   constructor(ctx: ForwardContext, req: IncomingMessage, res: ServerResponse | null) {
     this.#ctx = ctx;
@@ -386,6 +399,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     // hot path
     this.endpoint = endpoint;
     endpoint.outstanding++;
+    const list = this.trackList;
+    if (list !== null) list.remove(this); // a retry moves to another endpoint
+    endpoint.conns.add(this);
     const opts: Dispatcher.DispatchOptions = {
       origin: endpoint.origin,
       path: this.path,
@@ -409,6 +425,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
   #done(): void {
     const ctx = this.#ctx;
     ctx.inFlight--;
+    const list = this.trackList;
+    if (list !== null) list.remove(this);
     if (ctx.inFlight === 0 && ctx.onIdle !== null) ctx.onIdle();
   }
 
@@ -448,6 +466,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     const headers = connection === undefined ? out : removeNamed(out, connection, RESPONSE_DROP);
     this.decorate(headers);
+    this.#responseHeaders = headers;
     (this.#res as ServerResponse).writeHead(statusCode, statusText, headers);
     return true;
   }
@@ -524,6 +543,42 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     this.#done();
   }
 
+  // TrackedConnection (drain and shutdown; never on the request path)
+
+  /** Pool of the exchange (metric label). */
+  get poolName(): string {
+    return this.pool?.name ?? 'none';
+  }
+
+  /**
+   * Ends a streamed response for a drain (1012) or shutdown (1001). An SSE stream is ended
+   * cleanly, so EventSource clients reconnect (to the new pool); any other response still
+   * streaming after drainTimeout is cut, so its client sees it incomplete rather than short.
+   * At shutdown only SSE streams are ended; other responses run until the shutdown deadline.
+   * A request still waiting for its response headers is left alone (returns false).
+   */
+  close(code: number): boolean {
+    const res = this.#res;
+    if (this.#finished || !this.#responseStarted || res === null) return false;
+    const sse = isEventStream(this.#responseHeaders);
+    if (!sse && code === SHUTDOWN_CLOSE_CODE) return false;
+    this.#finished = true;
+    if (sse) res.end();
+    else res.destroy();
+    this.#count(res.statusCode);
+    this.#done();
+    const abort = this.#abort;
+    if (abort !== null) abort(new Error('connection drained'));
+    return true;
+  }
+
+  /** Aborts the exchange at once: the client connection and the upstream request. */
+  destroy(): void {
+    const res = this.#res;
+    if (res !== null) res.destroy();
+    else this.#onClientClose();
+  }
+
   /** Adds the proxy's own response headers. */
   decorate(headers: string[]): void {
     const ctx = this.#ctx;
@@ -571,6 +626,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler {
     }
     return Routed.Failed;
   }
+}
+
+function isEventStream(headers: string[] | null): boolean {
+  if (headers === null) return false;
+  for (let i = 0; i < headers.length; i += 2) {
+    if ((headers[i] as string).toLowerCase() === 'content-type')
+      return (headers[i + 1] as string).toLowerCase().startsWith('text/event-stream');
+  }
+  return false;
 }
 
 function lastListItem(list: string): string {

@@ -5,13 +5,15 @@
  * anything but forwarding I/O.
  */
 import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RoutingTable } from '../table/types.js';
-import { ConnTracker } from './conn-tracker.js';
+import { ConnTracker, SHUTDOWN_CLOSE_CODE } from './conn-tracker.js';
+import { Drainer } from './drainer.js';
 import { overrideDigest, ProxyExchange, Routed, type ForwardContext } from './forward.js';
 import { HealthChecker, healthOptionsFrom, type HealthConfigKey } from './health-checker.js';
 import { RetryBudgets } from './retry-budget.js';
@@ -49,6 +51,29 @@ export interface ProxyServerDeps {
 
 type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
+/**
+ * Largest request head accepted (request line + headers), Node's default made explicit: a
+ * larger head gets 431 before any routing. Load balancers allow 8-64 KiB; 16 KiB fits cookies.
+ */
+const MAX_HEADER_BYTES = 16 * 1024;
+/**
+ * At close, idle keep-alive connections are closed only after this grace: a request already on
+ * the wire arrives and is answered (with Connection: close) instead of meeting a closed socket.
+ */
+const IDLE_CLOSE_GRACE_MS = 250;
+/** Then idle connections are swept at this interval until none is left. */
+const IDLE_SWEEP_MS = 100;
+
+/**
+ * Node checks headersTimeout and requestTimeout only every connectionsCheckingInterval (default
+ * 30 s, so a 20 s headers timeout could take 50 s to fire on a slow-loris client): check at a
+ * quarter of the headers timeout, at most every second.
+ */
+function checkingIntervalFor(headersTimeoutMs: number): number {
+  if (headersTimeoutMs <= 0) return 1_000;
+  return Math.max(50, Math.min(1_000, Math.floor(headersTimeoutMs / 4)));
+}
+
 /** The weighted reverse proxy (data plane). */
 export class ProxyServer {
   readonly #options: ProxyServerOptions;
@@ -62,6 +87,7 @@ export class ProxyServer {
   readonly #retiring = new Set<UpstreamPool>();
   readonly #poolOptions: UpstreamPoolOptions;
   readonly #upgrades: UpgradeRelay;
+  readonly #drainer: Drainer;
   readonly #health: HealthChecker;
   readonly #retryBudgets: RetryBudgets;
   /** Long-lived (upgraded) connections by endpoint, for the drainer and shutdown. */
@@ -99,15 +125,19 @@ export class ProxyServer {
       inFlight: 0,
       onIdle: null,
     };
+    // Node requires headersTimeout <= requestTimeout (0 = no request timeout).
+    const headersTimeout = Math.min(
+      options.headersTimeout,
+      options.requestTimeout || options.headersTimeout,
+    );
     this.#server = createServer({
       requestTimeout: options.requestTimeout,
-      headersTimeout: Math.min(
-        options.headersTimeout,
-        options.requestTimeout || options.headersTimeout,
-      ),
-      // Header and request timeouts are only checked at this interval (Node default 30 s).
-      connectionsCheckingInterval: 2_000,
+      headersTimeout,
+      connectionsCheckingInterval: checkingIntervalFor(headersTimeout),
+      maxHeaderSize: MAX_HEADER_BYTES,
     });
+    // Above the idle timeout of the load balancer in front (60 s on most), so it never reuses a
+    // connection the proxy is closing (SPEC §4, docs/draining.md).
     this.#server.keepAliveTimeout = options.keepAliveTimeout;
     this.#server.on('request', this.#onRequest);
     // Answer `Expect: 100-continue` ourselves (RFC 9110 §10.1.1) and forward without Expect:
@@ -129,6 +159,10 @@ export class ProxyServer {
     this.#server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       this.#upgrades.handle(req, socket, head, this.#snapshot);
     });
+    this.#drainer = new Drainer(
+      { drainTimeout: options.drainTimeout, drainSpread: options.drainSpread },
+      { log: this.#log, metrics: deps.metrics, tracker: this.connections },
+    );
   }
 
   /** Starts listening on `listen`; resolves when bound. */
@@ -185,14 +219,21 @@ export class ProxyServer {
     this.#retryBudgets.retain(snapshot.pools.keys());
 
     const graceMs = this.#options.drainTimeout + this.#options.drainSpread;
+    const removed: UpstreamPool[] = [];
     for (const [url, ep] of this.#endpoints) {
       if (!used.has(url)) {
         this.#endpoints.delete(url);
         this.#retiring.add(ep);
+        removed.push(ep);
         ep.retire(graceMs, () => this.#retiring.delete(ep));
         this.#log.info({ endpoint: url, graceMs }, 'endpoint retired');
       }
     }
+    // Endpoints that no longer get new traffic drain; live again (rollback) cancels the drain.
+    const live = new Set<UpstreamPool>();
+    for (const pool of snapshot.pools.values())
+      if (pool.weightBp > 0) for (const ep of pool.endpoints) live.add(ep);
+    this.#drainer.update(live, removed);
     for (const [pool, weight] of Object.entries(table.weights))
       this.#metrics.poolWeight.set({ pool }, weight);
     if (previous !== null) {
@@ -231,9 +272,16 @@ export class ProxyServer {
     this.#ctx.shuttingDown = true;
   }
 
+  /** Endpoints currently draining (tests, admin). */
+  drainingEndpoints(): number {
+    return this.#drainer.draining;
+  }
+
   /**
-   * Stops accepting, lets in-flight requests finish (at most drainTimeout), closes upgraded
-   * connections (1001) and the upstream pools. Idempotent; every caller gets the same promise.
+   * Stops accepting, ends long-lived connections (WebSockets 1001, tunnels, SSE streams), lets
+   * in-flight requests finish and closes keep-alive connections only when idle, all within
+   * drainTimeout; then destroys what is left and closes the upstream pools. Idempotent; every
+   * caller gets the same promise.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -244,53 +292,84 @@ export class ProxyServer {
     this.#setState('closing');
     this.#ctx.shuttingDown = true;
     this.#health.close();
+    this.#drainer.close();
+    const startedAt = performance.now();
     const deadlineMs = this.#options.drainTimeout;
     const failures: unknown[] = [];
-    const serverClosed = new Promise<void>((resolve) => {
-      if (!this.#server.listening) {
-        resolve();
-        return;
-      }
-      this.#server.close(() => resolve());
-    });
-    this.connections.closeAll(1001);
-    // Idle keep-alive sockets are closed by server.close() (Node >= 19); wait for busy ones.
-    const idle = new Promise<void>((resolve) => {
-      if (this.#ctx.inFlight === 0) resolve();
-      else this.#ctx.onIdle = resolve;
-    });
+    // Stop accepting, but not with http.Server#close(): on Node >= 19 it also destroys idle
+    // keep-alive connections at once, racing clients whose next request is already on the wire
+    // (nodejs/node#60617). Resolves once every client connection, upgraded ones too, is gone.
+    const allClosed = this.#stopAccepting();
+    const longLived =
+      this.connections.closeAll(SHUTDOWN_CLOSE_CODE) + this.#closeStreams(SHUTDOWN_CLOSE_CODE);
+    // Busy connections close after their response, which carries Connection: close; idle ones
+    // are closed after a short grace, then swept until none is left.
+    let sweep: NodeJS.Timeout | undefined;
+    const sweepIdle = (): void => {
+      this.#server.closeIdleConnections();
+      sweep = setTimeout(sweepIdle, IDLE_SWEEP_MS);
+      sweep.unref();
+    };
+    sweep = setTimeout(sweepIdle, Math.min(IDLE_CLOSE_GRACE_MS, deadlineMs));
+    sweep.unref();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => {
       timer = setTimeout(() => resolve('deadline'), deadlineMs);
       timer.unref();
     });
-    if ((await Promise.race([idle, deadline])) === 'deadline') {
+    const outcome = await Promise.race([allClosed.then(() => 'closed' as const), deadline]);
+    clearTimeout(sweep);
+    clearTimeout(timer);
+    if (outcome === 'deadline') {
       this.#log.warn(
         { inFlight: this.#ctx.inFlight, deadlineMs },
         'close deadline reached, destroying connections',
       );
+      this.#server.closeAllConnections();
+      this.connections.destroyAll();
+      await Promise.race([allClosed, delay(1_000, undefined, { ref: false })]);
     }
-    this.#server.closeIdleConnections();
-    this.#server.closeAllConnections();
-    await Promise.race([serverClosed, deadline]);
-    clearTimeout(timer);
+    // Now http.Server#close(): it stops the timeout checks that stayed on during the drain.
+    this.#server.close();
     this.#upgrades.close();
     const pools = [...this.#endpoints.values(), ...this.#retiring];
     this.#endpoints.clear();
     this.#retiring.clear();
     const results = await Promise.allSettled(pools.map((p) => p.close(1_000)));
     for (const r of results) if (r.status === 'rejected') failures.push(r.reason);
+    this.#log.info(
+      { durationMs: Math.round(performance.now() - startedAt), longLived, outcome },
+      'proxy closed',
+    );
     this.#setState('closed');
     if (failures.length > 0) throw new AggregateError(failures, 'ProxyServer.close() failed');
+  }
+
+  /** Stops listening without touching open connections; resolves when all have closed. */
+  #stopAccepting(): Promise<void> {
+    if (!this.#server.listening) return Promise.resolve();
+    return new Promise((resolve) => {
+      NetServer.prototype.close.call(this.#server, () => resolve());
+    });
+  }
+
+  /** Asks every HTTP exchange to close with `code`; returns how many did. */
+  #closeStreams(code: number): number {
+    let n = 0;
+    for (const ep of [...this.#endpoints.values(), ...this.#retiring])
+      for (const c of ep.conns.toArray()) if (c.close(code)) n++;
+    return n;
   }
 
   /** Aborts at once: every client connection, upgraded connection and upstream pool. */
   destroy(): void {
     this.#ctx.shuttingDown = true;
     this.#health.close();
-    if (this.#server.listening) this.#server.close();
+    this.#drainer.close();
+    this.#server.close();
     this.#server.closeAllConnections();
-    this.connections.closeAll(1001);
+    this.connections.closeAll(SHUTDOWN_CLOSE_CODE);
+    this.connections.destroyAll();
     this.#upgrades.close();
     for (const ep of [...this.#endpoints.values(), ...this.#retiring]) ep.destroy();
     this.#endpoints.clear();

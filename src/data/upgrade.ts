@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { ConnTracker } from './conn-tracker.js';
+import { trackedConnection, type ConnTracker } from './conn-tracker.js';
 import { ProxyExchange, Routed, type ForwardContext } from './forward.js';
 import type { CompiledPool, RoutingSnapshot } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -89,6 +89,10 @@ export class UpgradeRelay {
     const extra: string[] = [];
     exchange.decorate(extra);
     const protocol = (req.headers.upgrade ?? '').toLowerCase();
+    // During shutdown decorate() adds `connection: close`, which must not reach a 101 answer.
+    if (protocol === 'websocket')
+      for (let i = extra.length - 2; i >= 0; i -= 2)
+        if (extra[i] === 'connection') extra.splice(i, 2);
     if (protocol === 'websocket')
       this.#relayWebSocket(req, socket, head, exchange, pool, endpoint, extra);
     else this.#tunnel(req, socket, head, exchange, pool, endpoint, protocol);
@@ -211,14 +215,21 @@ export class UpgradeRelay {
     pool.metrics.requests[1]?.inc();
     const gauge = this.#ctx.metrics.upgradedConnections.labels(pool.name);
     gauge.inc();
-    const untrack = this.#tracker.add(endpoint.url, {
-      pool: pool.name,
-      close: (code: number) => {
-        const c = sendableCode(code);
-        client.close(c);
-        upstream.close(c);
-      },
-    });
+    const untrack = this.#tracker.add(
+      endpoint.url,
+      trackedConnection(
+        pool.name,
+        (code: number) => {
+          const c = sendableCode(code);
+          client.close(c);
+          upstream.close(c);
+        },
+        () => {
+          client.terminate();
+          upstream.terminate();
+        },
+      ),
+    );
     let ended = false;
     const end = (): void => {
       if (ended) return;
@@ -278,13 +289,20 @@ export class UpgradeRelay {
     });
     const gauge = this.#ctx.metrics.upgradedConnections.labels(pool.name);
     gauge.inc();
-    const untrack = this.#tracker.add(endpoint.url, {
-      pool: pool.name,
-      close: () => {
-        socket.end();
-        upstream.end();
-      },
-    });
+    const untrack = this.#tracker.add(
+      endpoint.url,
+      trackedConnection(
+        pool.name,
+        () => {
+          socket.end();
+          upstream.end();
+        },
+        () => {
+          socket.destroy();
+          upstream.destroy();
+        },
+      ),
+    );
     let ended = false;
     const end = (): void => {
       if (ended) return;

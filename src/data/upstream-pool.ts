@@ -3,6 +3,16 @@
  * count of requests outstanding on it, shared by every snapshot that names the endpoint.
  */
 import { Client, Pool, type Dispatcher } from 'undici';
+import { ConnList } from './conn-tracker.js';
+
+/**
+ * Margin subtracted from an upstream's `Keep-Alive: timeout=N` hint before a socket counts as
+ * expired (undici's keepAliveTimeoutThreshold, default 2 s): the upstream starts its idle timer
+ * when it finishes writing, a little before we finish reading, so reusing a socket right up to
+ * the hint races its close. 1 s covers loopback and LAN latency plus event-loop lag; hints of
+ * 1 s or less therefore disable reuse (a fresh connection per request, never a failed one).
+ */
+const KEEP_ALIVE_HINT_MARGIN_MS = 1_000;
 
 /** Connection settings for every upstream pool, in ms. */
 export interface UpstreamPoolOptions {
@@ -32,6 +42,8 @@ export class UpstreamPool {
   failureLimit = 0;
   /** Set by the HealthChecker: decides whether to eject the endpoint. */
   onFailures: ((endpoint: UpstreamPool) => void) | null = null;
+  /** HTTP exchanges running on this endpoint (the drainer closes the long ones). */
+  readonly conns = new ConnList();
   readonly #pool: Pool;
   readonly #options: UpstreamPoolOptions;
   #retired = false;
@@ -54,7 +66,11 @@ export class UpstreamPool {
     return {
       connections,
       pipelining: 1,
+      // Idle sockets close after upstreamKeepAliveTimeout, or after the upstream's own
+      // `Keep-Alive: timeout` hint minus a margin, whichever is shorter.
       keepAliveTimeout: this.#options.keepAliveTimeout,
+      keepAliveMaxTimeout: this.#options.keepAliveTimeout,
+      keepAliveTimeoutThreshold: KEEP_ALIVE_HINT_MARGIN_MS,
       headersTimeout: this.#options.headersTimeout,
       // Streams (SSE, downloads) may idle between chunks for long; client aborts and drains end them.
       bodyTimeout: 0,

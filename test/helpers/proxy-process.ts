@@ -1,0 +1,113 @@
+/**
+ * A real `switchyard proxy` process (`node dist/src/main.js proxy`, built by `npm test`'s pretest
+ * or `npm run build`) on loopback ports chosen by the OS, for signal, shutdown and memory tests.
+ * Always call kill() in afterEach: it is idempotent and waits for the exit.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+
+/** A running proxy process. */
+export interface ProxyProcess {
+  readonly child: ChildProcess;
+  readonly proxyUrl: string;
+  readonly adminUrl: string;
+  /** Parsed JSON log lines so far. */
+  readonly logs: Array<Record<string, unknown>>;
+  /** Resolves with the exit code (null when killed by a signal) once the process exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILLs the process if still running and waits for it. */
+  kill(): Promise<void>;
+}
+
+/** Spawns `node [nodeArgs] dist/src/main.js proxy <args>` and waits for "switchyard started". */
+export async function spawnProxy(args: string[], nodeArgs: string[] = []): Promise<ProxyProcess> {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeArgs,
+      MAIN,
+      'proxy',
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } },
+  );
+  const logs: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  let pending = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  let done = false;
+  void exited.then(() => (done = true));
+  const started = new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      pending += c.toString();
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (line.trim() === '') continue;
+        try {
+          const entry = JSON.parse(line) as Record<string, unknown>;
+          logs.push(entry);
+          if (entry.msg === 'switchyard started') resolve(entry);
+        } catch {
+          // not JSON: ignore
+        }
+      }
+    });
+    void exited.then(({ code }) => reject(new Error(`proxy exited with ${code}: ${stderr}`)));
+  });
+  const kill = async (): Promise<void> => {
+    if (done) return;
+    child.kill('SIGKILL');
+    await exited;
+  };
+  let entry: Record<string, unknown>;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    entry = await Promise.race([
+      started,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`proxy did not start in 15 s: ${stderr}`)),
+          15_000,
+        );
+      }),
+    ]);
+  } catch (err) {
+    await kill();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  const listen = entry.listen as { port: number };
+  const admin = entry.admin as { port: number };
+  return {
+    child,
+    proxyUrl: `http://127.0.0.1:${listen.port}`,
+    adminUrl: `http://127.0.0.1:${admin.port}`,
+    logs,
+    exited,
+    kill,
+  };
+}
+
+/** Reads one sample of a Prometheus text metric (first line whose name and labels match). */
+export async function scrapeMetric(adminUrl: string, name: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  throw new Error(`metric ${name} not found`);
+}
