@@ -101,6 +101,7 @@ export async function runForwardingCore(
       measureS: options.measureS,
       connections: options.connections,
       baseline: 'direct',
+      loadPids: [upstream.child.pid],
       log: (line) => console.log(line),
     });
 
@@ -117,6 +118,7 @@ export async function runForwardingCore(
         'best x dir',
         'best cpu',
         'rss MB',
+        'load cpu',
         'cv',
         'err',
       ],
@@ -131,6 +133,7 @@ export async function runForwardingCore(
         cell(bestDirect === undefined ? undefined : s.bestRequestsPerSec / bestDirect, 2),
         cell(s.bestCpuUsPerRequest, 1),
         cell(s.rssPeakMb, 0),
+        `${cell(s.loadSideCpuPct, 0)}%`,
         `${cell(s.cv * 100, 0)}%${s.highVariance ? '!' : ''}`,
         String(s.errors + s.non2xx),
       ]),

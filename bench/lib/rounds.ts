@@ -21,6 +21,12 @@ export interface RoundSample extends LoadResult {
   rssPeakMb: number | undefined;
   /** 1-minute load average after the run (others' work on a shared machine shows here). */
   loadAverage1m: number;
+  /**
+   * CPU used by the load side (this process: autocannon; plus `loadPids`: the upstreams) as a
+   * percentage of one core. Near 100 % with pinning means the load side, not the target, set
+   * the pace: requests/s then understates the gap between targets; CPU per request does not.
+   */
+  loadSideCpuPct: number;
 }
 
 /** Medians over rounds for one target. */
@@ -40,6 +46,8 @@ export interface TargetSummary {
    */
   bestRequestsPerSec: number;
   bestCpuUsPerRequest: number | undefined;
+  /** Median of the rounds' load-side CPU (percent of one core). */
+  loadSideCpuPct: number;
   /** Spread of requests/s between rounds (coefficient of variation). */
   cv: number;
   highVariance: boolean;
@@ -60,6 +68,8 @@ export interface InterleavedOptions {
   connections: number;
   /** Name of the target ratios are computed against (e.g. `direct`). */
   baseline: string;
+  /** Processes on the load side besides this one (upstreams), for `loadSideCpuPct`. */
+  loadPids?: readonly number[];
   log: (line: string) => void;
 }
 
@@ -79,6 +89,9 @@ async function measure(
     });
   }
   const pids = target.pid === undefined ? [] : processTree(target.pid);
+  const loadPids = (options.loadPids ?? []).flatMap((pid) => processTree(pid));
+  const loadBefore = cpuMicros(loadPids) + cpuOfSelf();
+  const wallBefore = performance.now();
   const cpuBefore = cpuMicros(pids);
   const rss = pids.length > 0 ? sampleRss(pids) : undefined;
   const result = await runLoad({
@@ -88,6 +101,9 @@ async function measure(
     ...(headers === undefined ? {} : { headers }),
   });
   const cpuAfter = cpuMicros(pids);
+  const loadSideCpuPct =
+    ((cpuMicros(loadPids) + cpuOfSelf() - loadBefore) / ((performance.now() - wallBefore) * 1000)) *
+    100;
   const rssPeak = rss?.stop();
   return {
     ...result,
@@ -96,7 +112,13 @@ async function measure(
       pids.length > 0 && result.total > 0 ? (cpuAfter - cpuBefore) / result.total : undefined,
     rssPeakMb: rssPeak === undefined ? undefined : rssPeak / 1024 / 1024,
     loadAverage1m: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
+    loadSideCpuPct,
   };
+}
+
+function cpuOfSelf(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
 }
 
 function optionalMin(values: readonly (number | undefined)[]): number | undefined {
@@ -124,7 +146,7 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Targe
           ? ''
           : ` cpu ${round(sample.cpuUsPerRequest, 1)} µs/req`;
       options.log(
-        `  round ${r}/${options.rounds} ${target.name.padEnd(24)} ${Math.round(sample.requestsPerSec)} req/s p50 ${round(sample.p50Ms, 2)} ms p99 ${round(sample.p99Ms, 2)} ms${cpu} (load ${sample.loadAverage1m})` +
+        `  round ${r}/${options.rounds} ${target.name.padEnd(24)} ${Math.round(sample.requestsPerSec)} req/s p50 ${round(sample.p50Ms, 2)} ms p99 ${round(sample.p99Ms, 2)} ms${cpu} (load side ${Math.round(sample.loadSideCpuPct)}% cpu, loadavg ${sample.loadAverage1m})` +
           (sample.errors + sample.non2xx > 0
             ? ` errors ${sample.errors} non2xx ${sample.non2xx}`
             : ''),
@@ -138,6 +160,7 @@ export async function runInterleaved(options: InterleavedOptions): Promise<Targe
     return {
       name: target.name,
       rounds: list.length,
+      loadSideCpuPct: median(list.map((s) => s.loadSideCpuPct)),
       requestsPerSec: median(rps),
       p50Ms: median(list.map((s) => s.p50Ms)),
       p99Ms: median(list.map((s) => s.p99Ms)),

@@ -20,6 +20,13 @@ const TARGETS = {
 
 const SWITCHYARD = 'switchyard';
 
+const LEGEND = [
+  'req/s, p50, p99, cpu: medians over rounds. best: highest req/s and lowest cpu of any round',
+  '(others sharing the machine only ever slow a run down). cpu: CPU time of the proxy process',
+  '(tree) per completed request. load cpu: autocannon + upstreams as % of one core; near 100 %',
+  'with pinning, the load side set the pace and req/s ratios understate the gap: compare cpu.',
+].join('\n');
+
 function rounded(s: TargetSummary): Record<string, unknown> {
   return {
     name: s.name,
@@ -30,6 +37,10 @@ function rounded(s: TargetSummary): Record<string, unknown> {
     p99Ms: round(s.p99Ms, 3),
     cpuUsPerRequest: s.cpuUsPerRequest === undefined ? null : round(s.cpuUsPerRequest, 1),
     rssPeakMb: s.rssPeakMb === undefined ? null : round(s.rssPeakMb, 1),
+    bestRequestsPerSec: round(s.bestRequestsPerSec, 0),
+    bestCpuUsPerRequest:
+      s.bestCpuUsPerRequest === undefined ? null : round(s.bestCpuUsPerRequest, 1),
+    loadSideCpuPct: round(s.loadSideCpuPct, 0),
     cv: round(s.cv, 3),
     highVariance: s.highVariance,
     total: s.total,
@@ -41,6 +52,8 @@ function rounded(s: TargetSummary): Record<string, unknown> {
       p50Ms: round(x.p50Ms, 3),
       p99Ms: round(x.p99Ms, 3),
       cpuUsPerRequest: x.cpuUsPerRequest === undefined ? null : round(x.cpuUsPerRequest, 1),
+      loadSideCpuPct: round(x.loadSideCpuPct, 0),
+      loadAverage1m: x.loadAverage1m,
     })),
   };
 }
@@ -131,7 +144,10 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
         'p50 ms',
         'p99 ms',
         'cpu µs/req',
+        'best req/s',
+        'best cpu',
         'rss MB',
+        'load cpu',
         'cv',
         'err',
       ],
@@ -162,6 +178,7 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
         measureS,
         connections: CONNECTIONS,
         baseline: 'direct',
+        loadPids: [blue.child.pid, green.child.pid],
         log: ctx.log,
       });
       bySize[String(size)] = summaries.map(rounded);
@@ -174,7 +191,10 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
           cell(s.p50Ms, 2),
           cell(s.p99Ms, 2),
           cell(s.cpuUsPerRequest, 1),
+          cell(s.bestRequestsPerSec),
+          cell(s.bestCpuUsPerRequest, 1),
           cell(s.rssPeakMb, 0),
+          `${cell(s.loadSideCpuPct, 0)}%`,
           `${cell(s.cv * 100, 0)}%${s.highVariance ? '!' : ''}`,
           String(s.errors + s.non2xx),
         ]);
@@ -193,7 +213,7 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
       if (size === 100) checks = [...checks, ...targetChecks(summaries)];
     }
     return {
-      table: formatTable(rows),
+      table: `${formatTable(rows)}\n${LEGEND}`,
       checks,
       warnings,
       data: {
