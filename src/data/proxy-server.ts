@@ -148,7 +148,14 @@ export class ProxyServer {
     });
     this.#server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
       if (socket.writable && !socket.destroyed) {
-        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        // headersTimeout / requestTimeout (slow clients) and oversized heads get their own codes.
+        const status =
+          err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? '408 Request Timeout'
+            : err.code === 'HPE_HEADER_OVERFLOW'
+              ? '431 Request Header Fields Too Large'
+              : '400 Bad Request';
+        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       } else {
         socket.destroy();
       }
@@ -270,6 +277,11 @@ export class ProxyServer {
   /** From now on every response carries `Connection: close`, so clients leave politely. */
   beginShutdown(): void {
     this.#ctx.shuttingDown = true;
+  }
+
+  /** Client requests being forwarded right now. */
+  inFlight(): number {
+    return this.#ctx.inFlight;
   }
 
   /** Endpoints currently draining (tests, admin). */
