@@ -185,9 +185,15 @@ describe('app shutdown()', () => {
     const during = await fetch(`${t.proxyUrl}/during`);
     expect(during.status).toBe(200);
     expect(during.headers.get('connection')).toBe('close');
+    // A WebSocket opened during the delay still upgrades (no `Connection: close` on the 101),
+    // and is closed with 1001 when the proxy closes.
+    const ws = new WebSocket(`${t.proxyUrl.replace('http:', 'ws:')}/late`);
+    const wsClosed = new Promise<number>((resolve) => ws.once('close', resolve));
+    expect(JSON.parse(String((await once(ws, 'message'))[0]))).toMatchObject({ pool: 'blue' });
     expect((await slow).status).toBe(200);
     await done;
     const tookMs = performance.now() - began;
+    expect(await wsClosed).toBe(1001);
     expect(tookMs).toBeGreaterThanOrEqual(800 - 20);
     console.log(
       `app.shutdown() with shutdownDelay 800 ms and a 1.2 s request took ${Math.round(tookMs)} ms`,
