@@ -1,5 +1,6 @@
 import { closeAll, delay, type BenchChild } from '../lib/child.js';
 import { runLoad } from '../lib/load.js';
+import { cpuMicros, processTree, sampleRss } from '../lib/proc-stats.js';
 import type { Check, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 import { round } from '../lib/stats.js';
 import {
@@ -38,12 +39,14 @@ interface TableSpan {
 }
 
 /**
- * Observed vs configured split. Each response is attributed to the table in force when its
- * request started (response time minus its duration); requests that started while a change was
- * in flight (sent, not yet answered) are left out, since either table is right for them.
+ * Observed vs configured split. The proxy picks the pool somewhere between a request's start and
+ * its response, so a response counts against a table only when its whole [start, end] lies
+ * inside that table's span (from its change's answer to the next change being sent); the others
+ * overlapped a change and either table would be right for them.
  */
 function compareSplit(
   startedAt: readonly number[],
+  endedAt: readonly number[],
   poolIndex: readonly number[],
   tables: readonly TableSpan[],
 ): { observed: number[]; expected: number[]; counted: number; inTransition: number } {
@@ -59,7 +62,8 @@ function compareSplit(
     const at = startedAt[i] ?? 0;
     while (t + 1 < tables.length && (tables[t + 1]?.answeredAt ?? Infinity) <= at) t += 1;
     const next = tables[t + 1];
-    if (next !== undefined && next.sentAt <= at) {
+    const answered = tables[t]?.answeredAt ?? 0;
+    if (at < answered || (next !== undefined && next.sentAt <= (endedAt[i] ?? 0))) {
       inTransition += 1;
       continue;
     }
@@ -93,6 +97,7 @@ export async function runCutover(ctx: ScenarioContext): Promise<ScenarioResult> 
     children.push(proxy.child);
 
     const startedAt: number[] = [];
+    const endedAt: number[] = [];
     const poolIndex: number[] = [];
     let unlabelled = 0;
     const setupClient = (client: unknown): void => {
@@ -109,7 +114,9 @@ export async function runCutover(ctx: ScenarioContext): Promise<ScenarioResult> 
           unlabelled += 1;
           return;
         }
-        startedAt.push(performance.now() - durationMs);
+        const now = performance.now();
+        startedAt.push(now - durationMs);
+        endedAt.push(now);
         poolIndex.push(pool);
       });
     };
@@ -147,6 +154,9 @@ export async function runCutover(ctx: ScenarioContext): Promise<ScenarioResult> 
     ctx.log(
       `  ${durationS} s of load (${CONNECTIONS} connections, fresh sy_id cookie per request), a change every ${CHANGE_INTERVAL_MS} ms`,
     );
+    const proxyPids = processTree(proxy.child.pid);
+    const cpuBefore = cpuMicros(proxyPids);
+    const rss = sampleRss(proxyPids);
     const load = await runLoad({
       url: `${proxy.url}/`,
       connections: CONNECTIONS,
@@ -156,10 +166,13 @@ export async function runCutover(ctx: ScenarioContext): Promise<ScenarioResult> 
       setupClient,
     });
     stop = true;
+    const cpuUsPerRequest = (cpuMicros(proxyPids) - cpuBefore) / Math.max(1, load.total);
+    const rssPeakMb = rss.stop() / 1024 / 1024;
     await driver;
 
     const { observed, expected, counted, inTransition } = compareSplit(
       startedAt,
+      endedAt,
       poolIndex,
       tables,
     );
@@ -187,7 +200,7 @@ export async function runCutover(ctx: ScenarioContext): Promise<ScenarioResult> 
       {
         name: 'requests completed',
         ok: load.total > 0,
-        detail: `${load.total} in ${load.durationS} s (${Math.round(load.requestsPerSec)} req/s)`,
+        detail: `${load.total} in ${load.durationS} s (${Math.round(load.requestsPerSec)} req/s, proxy ${round(cpuUsPerRequest, 1)} µs CPU/request, RSS ${Math.round(rssPeakMb)} MB)`,
         hard: true,
       },
       {
@@ -218,7 +231,7 @@ export async function runCutover(ctx: ScenarioContext): Promise<ScenarioResult> 
         // 0/100 tables are exact; canary tables add binomial noise of a few tenths of a point.
         name: `observed split within ${MAX_SPLIT_DIFF_PP} pp of configured`,
         ok: maxDiffPp <= MAX_SPLIT_DIFF_PP,
-        detail: `max diff ${round(maxDiffPp, 2)} pp over ${counted} responses (${inTransition} started during a change, left out)`,
+        detail: `max diff ${round(maxDiffPp, 2)} pp over ${counted} responses (${inTransition} overlapped a change, left out)`,
         hard: false,
       },
     ];
@@ -237,6 +250,8 @@ export async function runCutover(ctx: ScenarioContext): Promise<ScenarioResult> 
         timeouts: load.timeouts,
         p50Ms: round(load.p50Ms, 3),
         p99Ms: round(load.p99Ms, 3),
+        cpuUsPerRequest: round(cpuUsPerRequest, 1),
+        rssPeakMb: round(rssPeakMb, 1),
         changes: changes.length,
         changeErrors,
         changeLatencyMs: changes.map((c) => c.ms),
