@@ -19,7 +19,9 @@ const USAGE = `usage: npm run bench [-- SCENARIO...]
 
   scenarios: ${Object.keys(SCENARIOS).join(', ')} (default: all)
              forwarding-core (issue 2's comparison of forwarding cores; not part of the default run)
-  env:       BENCH_QUICK=1 (short smoke run, figures meaningless), BENCH_NO_PIN=1 (no taskset)
+  env:       BENCH_QUICK=1 (short smoke run, figures meaningless), BENCH_NO_PIN=1 (no taskset),
+             BENCH_CPU_PROF=1 (throughput: V8 CPU profile of the proxy in bench/results/*.cpuprofile),
+             FC_ROUNDS, FC_WARMUP_S, FC_MEASURE_S, FC_BODY_BYTES (forwarding-core)
 `;
 
 async function main(argv: readonly string[]): Promise<number> {

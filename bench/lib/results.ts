@@ -4,6 +4,11 @@ import { fileURLToPath } from 'node:url';
 // Compiled to dist/bench/lib/: the source tree's bench/results is three levels up.
 const RESULTS_DIR = fileURLToPath(new URL('../../../bench/results/', import.meta.url));
 
+/** bench/results/ in the source tree (CPU profiles go here too; they are git-ignored). */
+export function resultsDir(): string {
+  return RESULTS_DIR;
+}
+
 /** Writes `data` as pretty JSON to bench/results/<file>; returns the path. */
 export async function writeResults(file: string, data: unknown): Promise<string> {
   await mkdir(RESULTS_DIR, { recursive: true });

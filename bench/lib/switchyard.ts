@@ -59,6 +59,8 @@ export interface SwitchyardOptions {
   namespace?: string;
   extraArgs?: readonly string[];
   env?: NodeJS.ProcessEnv;
+  /** Write a V8 CPU profile into this directory when the proxy exits (`node --cpu-prof`). */
+  cpuProfileDir?: string;
 }
 
 async function isReady(adminUrl: string): Promise<boolean> {
@@ -80,6 +82,9 @@ export async function startSwitchyard(options: SwitchyardOptions): Promise<Bench
     const port = await freePort();
     const adminPort = await freePort();
     const args = [
+      ...(options.cpuProfileDir === undefined
+        ? []
+        : ['--cpu-prof', '--cpu-prof-dir', options.cpuProfileDir]),
       MAIN,
       'proxy',
       '--listen',

@@ -2,6 +2,7 @@ import { closeAll, type BenchChild } from '../lib/child.js';
 import { startHaproxy, startHttpProxyBaseline, startNginx, type BenchPeer } from '../lib/peers.js';
 import { runInterleaved, type LoadTarget, type TargetSummary } from '../lib/rounds.js';
 import type { Check, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
+import { resultsDir } from '../lib/results.js';
 import { round } from '../lib/stats.js';
 import { BENCH_VERSIONS, startReferenceServer, startSwitchyard } from '../lib/switchyard.js';
 import { cell, formatTable } from '../lib/table.js';
@@ -120,7 +121,13 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
     children.push(blue.child);
     const green = await startReferenceServer('green', BENCH_VERSIONS.green, pinning.loadCpu);
     children.push(green.child);
-    const proxy = await startSwitchyard({ pools: [blue, green], cpu: pinning.proxyCpu });
+    // BENCH_CPU_PROF=1: profile the proxy's request path (bench/results/*.cpuprofile).
+    const profile = process.env.BENCH_CPU_PROF === '1';
+    const proxy = await startSwitchyard({
+      pools: [blue, green],
+      cpu: pinning.proxyCpu,
+      ...(profile ? { cpuProfileDir: resultsDir() } : {}),
+    });
     children.push(proxy.child);
 
     peers.push(await startHttpProxyBaseline(blue.url, pinning.proxyCpu));
