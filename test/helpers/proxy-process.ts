@@ -102,12 +102,17 @@ export async function spawnProxy(args: string[], nodeArgs: string[] = []): Promi
   };
 }
 
-/** Reads one sample of a Prometheus text metric (first line whose name and labels match). */
+/** Reads a Prometheus text metric from the admin port: the sum of all its series. */
 export async function scrapeMetric(adminUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  let sum = 0;
+  let found = false;
   for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
-      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) {
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      found = true;
+    }
   }
-  throw new Error(`metric ${name} not found`);
+  if (!found) throw new Error(`metric ${name} not found`);
+  return sum;
 }
