@@ -9,6 +9,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
+import type { BurstLog } from '../lib/burst-log.js';
 import type { Metrics } from '../observability/metrics.js';
 import { randomStickyId } from '../table/sticky-hash.js';
 import {
@@ -40,6 +41,8 @@ export interface ForwardContext {
   readonly upstreamHeader: boolean;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /** Upstream failures, logged at most once per window with the count in between (issue 3). */
+  readonly upstreamErrorLog: BurstLog;
   /** Metric children for requests answered before a pool was chosen. */
   readonly unrouted: PoolMetricChildren;
   /** Set by beginShutdown(): every response then carries `Connection: close`. */
@@ -507,9 +510,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     if (this.#responseStarted) {
       // Mid-body failure: the status is sent, so cut the client connection to signal it.
       this.#finished = true;
-      this.#ctx.log.debug(
-        { err, pool: pool.name, endpoint: endpoint.url },
-        'upstream failed mid-response',
+      this.#ctx.upstreamErrorLog.record(
+        { err, pool: pool.name, endpoint: endpoint.url, reason, midResponse: true },
+        Date.now(),
       );
       (this.#res as ServerResponse).destroy(err);
       this.#count(502);
@@ -531,9 +534,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       }
       pool.metrics.retriesDenied.inc();
     }
-    this.#ctx.log.debug(
+    this.#ctx.upstreamErrorLog.record(
       { err, pool: pool.name, endpoint: endpoint.url, reason },
-      'upstream request failed',
+      Date.now(),
     );
     this.#finished = true;
     const res = this.#res as ServerResponse;

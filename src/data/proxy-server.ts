@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
+import { BurstLog } from '../lib/burst-log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RoutingTable } from '../table/types.js';
 import { ConnTracker, SHUTDOWN_CLOSE_CODE } from './conn-tracker.js';
@@ -120,6 +121,7 @@ export class ProxyServer {
       upstreamHeader: options.upstreamHeader,
       metrics: deps.metrics,
       log: this.#log,
+      upstreamErrorLog: new BurstLog(this.#log, 'upstream errors'),
       unrouted: poolMetricChildren(deps.metrics, 'none', 'none'),
       shuttingDown: false,
       inFlight: 0,
