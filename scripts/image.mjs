@@ -81,11 +81,14 @@ function sourceUrl(root, pkg) {
     if (scp) return `https://${scp[1]}/${scp[2]}`;
     try {
       const u = new URL(url);
-      u.username = '';
-      u.password = '';
-      return u.href;
+      // A clone of a local path (e.g. CI cloning a work tree) names no public source.
+      if (/^(https?|git|ssh):$/.test(u.protocol)) {
+        u.username = '';
+        u.password = '';
+        return u.href;
+      }
     } catch {
-      return url;
+      // not a URL: a local path
     }
   }
   const repo = typeof pkg.repository === 'string' ? pkg.repository : pkg.repository?.url;
