@@ -2,9 +2,9 @@
  * Starts a whole Switchyard app (proxy + admin + store) on loopback ephemeral ports for a test.
  * Close it in afterEach/onTestFinished.
  */
-import { Writable } from 'node:stream';
 import { createApp, type App, type AppOverrides } from '../../src/app.js';
 import { configFrom } from '../../src/config/load.js';
+import { createLogCollector } from './log-collector.js';
 
 /** A running app and where to reach it. */
 export interface TestApp {
@@ -14,25 +14,6 @@ export interface TestApp {
   /** Parsed JSON log lines written so far. */
   readonly logs: Array<Record<string, unknown>>;
   close(): Promise<void>;
-}
-
-/** Collects pino's JSON lines in memory. */
-export function createLogCollector(): { stream: Writable; logs: Array<Record<string, unknown>> } {
-  const logs: Array<Record<string, unknown>> = [];
-  let pending = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      pending += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      callback();
-    },
-  });
-  return { stream, logs };
 }
 
 /**

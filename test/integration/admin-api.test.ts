@@ -13,29 +13,13 @@ import { MemoryControlStore } from '../../src/control/memory-store.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import type { RoutingTable } from '../../src/table/types.js';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { createLogCollector } from '../helpers/log-collector.js';
 
 const TOKEN = 'test-admin-token-0123456789';
 const BLUE = 'aaaaaaa';
 const GREEN = 'bbbbbbb';
 const CANARY = 'ccccccc';
-
-/** Parsed JSON log lines (start-app.ts has the same helper, but importing it loads the whole app). */
-function createLogCollector(): { stream: Writable; logs: Array<Record<string, unknown>> } {
-  const logs: Array<Record<string, unknown>> = [];
-  let pending = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      pending += chunk.toString('utf8');
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines)
-        if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
-  return { stream, logs };
-}
 
 interface World {
   url: string;

@@ -13,7 +13,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { eventually } from '../helpers/eventually.js';
 import { makeTable } from '../helpers/reference.js';
-import { createLogCollector, startApp } from '../helpers/start-app.js';
+import { createLogCollector } from '../helpers/log-collector.js';
+import { startApp } from '../helpers/start-app.js';
 
 const BLUE = 'b10e000';
 const GREEN = '9ee0000';

@@ -3,7 +3,7 @@ import { TableFeed } from '../../src/control/table-feed.js';
 import { RedisControlStore, type RedisControlStoreOptions } from '../../src/control/redis-store.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
-import { Writable } from 'node:stream';
+import { createLogCollector } from '../helpers/log-collector.js';
 
 /** One simulated proxy replica. */
 export interface TestReplica {
@@ -38,25 +38,6 @@ export async function startReplica(
   store.on('table', (table) => feed.offer(table));
   await store.start();
   return { id, store, feed, metrics, logs, close: () => store.close() };
-}
-
-/** Collects pino JSON lines in memory (kept local: start-app.ts pulls in the whole app). */
-function createLogCollector(): { stream: Writable; logs: Array<Record<string, unknown>> } {
-  const logs: Array<Record<string, unknown>> = [];
-  let pending = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      pending += chunk.toString('utf8');
-      let nl: number;
-      while ((nl = pending.indexOf('\n')) >= 0) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      callback();
-    },
-  });
-  return { stream, logs };
 }
 
 /** Current value of a metric without labels (or with the given labels). */
