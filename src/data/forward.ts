@@ -592,9 +592,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   }
 
   #count(status: number): void {
+    // hot path
     const m = this.pool === undefined ? this.#ctx.unrouted : this.pool.metrics;
-    m.requests[(status / 100) | 0]?.inc();
-    m.duration.observe((performance.now() - this.#start) / 1000);
+    m.tally.record(status, (performance.now() - this.#start) / 1000);
   }
 
   #sendError(res: ServerResponse, status: number, code: string, message: string): void {

@@ -3,8 +3,8 @@
  * resolved once at apply time (picker, endpoint handles, metric children, traffic counters), so
  * a request reads one field and does no map building or label hashing.
  */
-import type { Counter, Histogram } from 'prom-client';
-import type { Metrics } from '../observability/metrics.js';
+import type { Counter } from 'prom-client';
+import type { Metrics, RequestTally } from '../observability/metrics.js';
 import { createPoolPicker, type PoolPicker } from '../table/sticky-hash.js';
 import type { RoutingTable } from '../table/types.js';
 import type { RetryBudget, RetryBudgets } from './retry-budget.js';
@@ -16,9 +16,8 @@ export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'other';
 
 /** Metric children of one pool, cached so the hot path never hashes labels. */
 export interface PoolMetricChildren {
-  /** Index = status / 100 (1..5). */
-  readonly requests: readonly (Counter.Internal | undefined)[];
-  readonly duration: Histogram.Internal<'pool'>;
+  /** Requests and durations, folded into prom-client at scrape time. */
+  readonly tally: RequestTally;
   readonly retries: Counter.Internal;
   /** Retries refused by the pool's retry budget. */
   readonly retriesDenied: Counter.Internal;
@@ -54,11 +53,8 @@ export function poolMetricChildren(
   pool: string,
   version: string,
 ): PoolMetricChildren {
-  const requests: (Counter.Internal | undefined)[] = [undefined];
-  for (let c = 1; c <= 5; c++) requests.push(metrics.requests.labels(pool, version, `${c}xx`));
   return {
-    requests,
-    duration: metrics.requestDuration.labels(pool),
+    tally: metrics.requestTally(pool, version),
     retries: metrics.retries.labels(pool),
     retriesDenied: metrics.retriesDenied.labels(pool),
     errors: {

@@ -168,7 +168,7 @@ export class UpgradeRelay {
       socket.once('close', () => upstream.terminate());
       res.pipe(socket);
       res.on('error', () => socket.destroy());
-      pool.metrics.requests[((res.statusCode ?? 502) / 100) | 0]?.inc();
+      pool.metrics.tally.count(res.statusCode ?? 502);
     });
     upstream.once('error', (err: Error & { code?: string }) => {
       if (settled) return;
@@ -187,7 +187,7 @@ export class UpgradeRelay {
       if (reason === 'timeout')
         writeRawError(socket, 504, 'UPSTREAM_TIMEOUT', 'upstream did not answer in time');
       else writeRawError(socket, 502, 'UPSTREAM_ERROR', 'upstream refused the websocket');
-      pool.metrics.requests[5]?.inc();
+      pool.metrics.tally.count(502);
     });
     upstream.once('open', () => {
       endHandshake();
@@ -212,7 +212,7 @@ export class UpgradeRelay {
     pool: CompiledPool,
     endpoint: UpstreamPool,
   ): void {
-    pool.metrics.requests[1]?.inc();
+    pool.metrics.tally.count(101);
     const gauge = this.#ctx.metrics.upgradedConnections.labels(pool.name);
     gauge.inc();
     const untrack = this.#tracker.add(
