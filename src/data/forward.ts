@@ -92,6 +92,16 @@ const RESPONSE_DROP: Record<string, number> = {
   upgrade: 1,
 };
 
+/** Marks (index = length) the lengths of the names in `table`. */
+function nameLengths(table: Record<string, number>): Uint8Array {
+  const lengths = new Uint8Array(256);
+  for (const name of Object.keys(table)) lengths[name.length] = 1;
+  return lengths;
+}
+
+// Most response headers have a length no dropped name has: they skip lower-casing and lookup.
+const RESPONSE_DROP_LENGTHS = nameLengths(RESPONSE_DROP);
+
 /** Normalises an IPv4-mapped IPv6 peer address (`::ffff:127.0.0.1` → `127.0.0.1`). */
 export function normaliseAddress(addr: string | undefined): string {
   if (addr === undefined) return '';
@@ -118,7 +128,17 @@ export function readCookie(header: string, name: string): string | undefined {
   return undefined;
 }
 
+/** True for a Connection value that names no header: `keep-alive` or `close` (any case). */
+function namesNoHeader(tokens: string): boolean {
+  // hot path: every keep-alive response from a Node upstream carries `Connection: keep-alive`
+  const n = tokens.length;
+  if (n !== 10 && n !== 5) return false;
+  const t = tokens.toLowerCase();
+  return t === 'keep-alive' || t === 'close';
+}
+
 function removeNamed(headers: string[], tokens: string, protect: Record<string, number>): string[] {
+  if (namesNoHeader(tokens)) return headers;
   const named = new Set<string>();
   for (const t of tokens.split(',')) {
     const name = t.trim().toLowerCase();
@@ -458,8 +478,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     let connection: string | undefined;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = (rawHeaders[i] as Buffer).toString('latin1');
-      const lower = name.toLowerCase();
-      const drop = RESPONSE_DROP[lower];
+      const drop =
+        RESPONSE_DROP_LENGTHS[name.length] === 1 ? RESPONSE_DROP[name.toLowerCase()] : undefined;
       if (drop === undefined) {
         out.push(name, (rawHeaders[i + 1] as Buffer).toString('latin1'));
       } else if (drop === 2) {
