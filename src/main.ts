@@ -22,9 +22,13 @@ const USAGE = `usage: switchyard <command> [options]
 /** True when `switchyard proxy` got no configuration from any source: serve the demo. */
 function isDemo(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
   if (argv.length > 0) return false;
-  return ['SWITCHYARD_CONFIG', 'SWITCHYARD_REDIS', 'REDIS_URL', 'SWITCHYARD_POOLS'].every(
-    (name) => !env[name],
-  );
+  return [
+    'SWITCHYARD_CONFIG',
+    'SWITCHYARD_REDIS',
+    'REDIS_URL',
+    'SWITCHYARD_POOL',
+    'SWITCHYARD_POOLS',
+  ].every((name) => !env[name]);
 }
 
 async function runProxy(argv: string[]): Promise<void> {

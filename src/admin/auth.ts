@@ -3,7 +3,6 @@
  * time; a non-loopback bind without a token is refused.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIP } from 'node:net';
 
 /**
  * Returns a checker for `Authorization` header values. Both sides are hashed with SHA-256 first so
@@ -21,17 +20,4 @@ export function createTokenCheck(token: string): (authorization: string | undefi
       .digest();
     return timingSafeEqual(given, expected);
   };
-}
-
-/** True when `host` can only be reached from this machine: 127.0.0.0/8, ::1 or localhost. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) {
-    if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-    return mapped !== null && (mapped[1] as string).startsWith('127.');
-  }
-  return false;
 }

@@ -175,10 +175,16 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   }
   if (env.REDIS_URL && !env.SWITCHYARD_REDIS) merged.redis = env.REDIS_URL;
   if (env.LOG_LEVEL && !env.SWITCHYARD_LOG_LEVEL) merged.logLevel = env.LOG_LEVEL;
-  if (env.SWITCHYARD_POOLS) {
-    merged.pools = env.SWITCHYARD_POOLS.split(/\s+/)
-      .filter(Boolean)
-      .map((p) => poolFlag(p, 'SWITCHYARD_POOLS', problems));
+  // SWITCHYARD_POOL follows the flag-to-env rule of SPEC §1; SWITCHYARD_POOLS is an alias.
+  // Either holds one or more NAME=VERSION@URL[,URL...] separated by white space.
+  for (const name of ['SWITCHYARD_POOL', 'SWITCHYARD_POOLS'] as const) {
+    const raw = env[name];
+    if (raw) {
+      merged.pools = raw
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((p) => poolFlag(p, name, problems));
+    }
   }
   if (env.SWITCHYARD_ADMIN_TOKEN) merged.adminToken = env.SWITCHYARD_ADMIN_TOKEN;
   if (env.SWITCHYARD_OVERRIDE_TOKEN) merged.overrideToken = env.SWITCHYARD_OVERRIDE_TOKEN;

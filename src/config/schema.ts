@@ -3,6 +3,12 @@
  * (`--kebab-case`) and an environment variable (`SWITCHYARD_UPPER_SNAKE`).
  */
 import { z } from 'zod';
+import { isSwitchyardError } from '../errors.js';
+import { isLoopbackHost } from '../lib/loopback.js';
+import { isPoolName, parsePoolSpecFields } from '../table/validate.js';
+
+/** Longest duration a Node timer honours (about 24.8 days); longer ones fire at once. */
+const MAX_DURATION_MS = 2 ** 31 - 1;
 
 /** Parses `HOST:PORT` (IPv6 as `[::1]:8080`). */
 export const hostPort = z.string().transform((value, ctx) => {
@@ -21,27 +27,49 @@ export type ListenAddress = { host: string; port: number };
 /** Parses a duration: `500ms`, `30s`, `2m`, or a number of milliseconds. */
 export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') {
-    if (Number.isInteger(value) && value >= 0) return value;
+    if (Number.isInteger(value) && value >= 0 && value <= MAX_DURATION_MS) return value;
   } else {
     const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(value.trim());
     if (m) {
       const n = Number(m[1]);
       const ms = m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60_000 : n;
-      if (Number.isFinite(ms)) return Math.round(ms);
+      if (Number.isFinite(ms) && ms <= MAX_DURATION_MS) return Math.round(ms);
     }
   }
   ctx.addIssue({
     code: 'custom',
-    message: `${JSON.stringify(value)} is not a duration (e.g. 500ms, 30s, 2m or milliseconds)`,
+    message: `${JSON.stringify(value)} is not a duration (e.g. 500ms, 30s, 2m or milliseconds, at most 24 days)`,
   });
   return z.NEVER;
 });
 
-const poolEntry = z.object({
-  name: z.string(),
-  version: z.string(),
-  endpoints: z.array(z.string()).min(1),
-});
+/**
+ * A pool to seed the table with. Checked with the same validators as run-time changes, so a bad
+ * pool stops start-up even when the store already has a table (and would not be seeded).
+ */
+const poolEntry = z
+  .object({
+    name: z.string(),
+    version: z.string(),
+    endpoints: z.array(z.string()).min(1),
+  })
+  .transform((pool, ctx) => {
+    if (!isPoolName(pool.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `name: "${pool.name}" must match [a-z][a-z0-9-]{0,31}`,
+      });
+      return z.NEVER;
+    }
+    try {
+      const spec = parsePoolSpecFields(pool.version, pool.endpoints, '');
+      return { name: pool.name, version: spec.version, endpoints: [...spec.endpoints] };
+    } catch (err) {
+      if (!isSwitchyardError(err)) throw err;
+      ctx.addIssue({ code: 'custom', message: `${pool.name}: ${err.message}` });
+      return z.NEVER;
+    }
+  });
 
 /** How the sticky request key is read: `cookie:NAME`, `header:NAME` or `client-address`. */
 export const stickyKey = z
@@ -127,7 +155,28 @@ export const configSchema = z
     /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN). */
     overrideToken: z.string().min(16, 'must be at least 16 characters').optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    // Checked here, before anything starts, so a refused start-up has written nothing anywhere.
+    if (config.adminToken === undefined && !isLoopbackHost(config.adminListen.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['adminListen'],
+        message: `${config.adminListen.host} is not a loopback address: set SWITCHYARD_ADMIN_TOKEN to expose the admin API`,
+      });
+    }
+    const names = new Set<string>();
+    config.pools.forEach((pool, index) => {
+      if (names.has(pool.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['pools', index],
+          message: `${pool.name}: named twice`,
+        });
+      }
+      names.add(pool.name);
+    });
+  });
 
 /** The validated, frozen configuration. */
 export type Config = z.output<typeof configSchema>;

@@ -134,3 +134,76 @@ describe('parsePoolFlag', () => {
     });
   });
 });
+
+describe('loadConfig checks before anything starts', () => {
+  it('rejects a pool with a mutable version, a bad name or a bad endpoint', () => {
+    const problems = problemsOf(() =>
+      loadConfig(
+        [
+          '--pool',
+          'blue=latest@http://127.0.0.1:1',
+          '--pool',
+          'Green=abcdef1@http://127.0.0.1:2',
+          '--pool',
+          'canary=abcdef1@ftp://127.0.0.1:3',
+        ],
+        {},
+      ),
+    );
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^pools\.0: blue: version: "latest" is not an immutable identifier/),
+        expect.stringMatching(/^pools\.1: name: "Green" must match/),
+        expect.stringMatching(/^pools\.2: canary: endpoints\[0\]/),
+      ]),
+    );
+  });
+
+  it('rejects a pool named twice', () => {
+    expect(
+      problemsOf(() =>
+        loadConfig(
+          [
+            '--pool',
+            'blue=abcdef1@http://127.0.0.1:1',
+            '--pool',
+            'blue=1234567@http://127.0.0.1:2',
+          ],
+          {},
+        ),
+      ),
+    ).toEqual(['pools.1: blue: named twice']);
+  });
+
+  it('refuses a non-loopback admin address without a token, accepts it with one', () => {
+    expect(problemsOf(() => loadConfig(['--admin-listen', '0.0.0.0:9090'], {}))).toEqual([
+      expect.stringMatching(
+        /^adminListen: 0\.0\.0\.0 is not a loopback address: set SWITCHYARD_ADMIN_TOKEN/,
+      ),
+    ]);
+    const config = loadConfig(['--admin-listen', '0.0.0.0:9090'], {
+      SWITCHYARD_ADMIN_TOKEN: 'a-very-long-admin-token',
+    });
+    expect(config.adminListen.host).toBe('0.0.0.0');
+    expect(loadConfig(['--admin-listen', '[::1]:9090'], {}).adminListen.host).toBe('::1');
+  });
+
+  it('takes pools from SWITCHYARD_POOL (and the SWITCHYARD_POOLS alias)', () => {
+    const env = {
+      SWITCHYARD_POOL: 'blue=abcdef1@http://127.0.0.1:1 green=1234567@http://127.0.0.1:2',
+    };
+    expect(loadConfig([], env).pools.map((p) => p.name)).toEqual(['blue', 'green']);
+    expect(
+      loadConfig([], { SWITCHYARD_POOLS: 'canary=abcdef1@http://127.0.0.1:1' }).pools[0]?.name,
+    ).toBe('canary');
+  });
+
+  it('refuses durations a Node timer cannot hold', () => {
+    expect(problemsOf(() => loadConfig(['--shutdown-timeout', '3000000s'], {}))[0]).toMatch(
+      /^shutdownTimeout: "3000000s" is not a duration/,
+    );
+    expect(
+      loadConfig(['--shutdown-timeout', '24d'.replace('d', '') + 'm'], {}).shutdownTimeout,
+    ).toBe(24 * 60_000);
+  });
+});
