@@ -70,14 +70,14 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           namespace: config.namespace,
           replicaId,
           appliedRevision: () => feed.appliedRevision(),
-          logger: logger.child({ component: 'redis-store' }),
+          logger, // the store makes its own `component` child
           metrics,
           stateFile: config.stateFile,
         })
       : new MemoryControlStore({ appliedRevision: () => feed.appliedRevision(), replicaId }));
 
   const proxy = new ProxyServer(config, {
-    logger: logger.child({ component: 'proxy' }),
+    logger, // the proxy makes its own `component` child
     metrics,
   });
   let state: AppState = 'idle';
@@ -96,16 +96,9 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     state = next;
   };
 
-  feed.on('tableApplied', (table, previous) => {
+  // The proxy logs the one 'table applied' line per change.
+  feed.on('tableApplied', (table) => {
     proxy.applyTable(table);
-    logger.info(
-      {
-        revision: table.revision,
-        previousRevision: previous?.revision ?? 0,
-        weights: table.weights,
-      },
-      'table applied',
-    );
   });
   store.on('table', (table) => {
     feed.offer(table);
@@ -145,9 +138,11 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           failures.push(err);
         }
       };
-      await step(() => admin.close());
+      // Reverse of start, except the admin API closes last: /readyz keeps answering 503 (and
+      // /metrics keeps answering) while the proxy drains.
       await step(() => proxy.close());
       if (ownsStore) await step(() => store.close());
+      await step(() => admin.close());
       setState('closed');
       logger.info('closed');
       if (failures.length > 0) throw new AggregateError(failures, 'app close failed');
