@@ -259,8 +259,9 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     this.#requireRunning();
     if (limit <= 0) return [];
     const count = Math.min(Math.floor(limit), this.#historyMaxLen * 2);
-    const reply: unknown = await this.#guard(() =>
-      this.#requireWriter().xrevrange(this.#keys.history, '+', '-', 'COUNT', count),
+    const reply: unknown = await this.#guard(
+      () => this.#requireWriter().xrevrange(this.#keys.history, '+', '-', 'COUNT', count),
+      true,
     );
     return decodeHistoryReply(reply);
   }
@@ -270,7 +271,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     this.#requireRunning();
     const registry = this.#registry;
     if (registry === null) return [];
-    return this.#guard(() => registry.list());
+    return this.#guard(() => registry.list(), true);
   }
 
   status(): StoreStatus {
@@ -292,11 +293,16 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     const time = meta.now ?? new Date().toISOString();
     let actor = meta.actor;
     let previousRevision = this.#current?.revision ?? 0;
-    const rejected = async (err: unknown): Promise<SwitchyardError> => {
+    /**
+     * Records a rejection and returns the error to throw, or null when another replica already
+     * handled this commands entry (it was re-checked against a table that already includes it,
+     * so the "rejection" is not one: stay quiet).
+     */
+    const rejected = async (err: unknown): Promise<SwitchyardError | null> => {
       const error = isSwitchyardError(err)
         ? err
         : fail('VALIDATION_FAILED', 'command: could not be applied', { cause: err });
-      await this.#recordRejection(
+      const outcome = await this.#recordRejection(
         {
           revision: null,
           previousRevision,
@@ -309,14 +315,19 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         },
         commandId,
       );
-      return error;
+      return outcome === 'duplicate' ? null : error;
+    };
+    const reject = async (err: unknown): Promise<null> => {
+      const error = await rejected(err);
+      if (error === null) return null;
+      throw error;
     };
 
     let parsed;
     try {
       parsed = parseCommandInput(input);
     } catch (err) {
-      throw await rejected(err);
+      return reject(err);
     }
     if (parsed.actor !== undefined) actor = parsed.actor;
     const expectRevision = meta.expectRevision ?? parsed.expectRevision;
@@ -332,7 +343,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
           snapshot.history,
         );
       } catch (err) {
-        throw await rejected(err);
+        return reject(err);
       }
       const { table } = applied;
       const result = await this.#commit({
@@ -370,7 +381,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
           continue;
       }
     }
-    throw await rejected(
+    return reject(
       fail(
         'REVISION_CONFLICT',
         `the table changed concurrently ${MAX_CAS_ATTEMPTS} times while applying; retry`,
@@ -398,8 +409,12 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
    * Appends a rejection to history. For a commands entry it also advances the cursor and must
    * succeed (else the entry is retried); for admin calls it is best effort.
    */
-  async #recordRejection(entry: PendingEntry, commandId: string | undefined): Promise<void> {
+  async #recordRejection(
+    entry: PendingEntry,
+    commandId: string | undefined,
+  ): Promise<'recorded' | 'duplicate' | 'lost'> {
     let recorded = false;
+    let duplicate = false;
     try {
       const result = await this.#scripts.commit(this.#requireWriter(), {
         mode: 'reject',
@@ -408,12 +423,14 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         fields: encodeHistoryFields(entry),
       });
       recorded = result.status === 'ok';
+      duplicate = result.status === 'duplicate';
     } catch (err) {
       if (commandId !== undefined) throw this.#unavailable(err);
       this.#log.warn({ err }, 'rejected change not recorded in history: redis unavailable');
       recorded = true;
     }
     if (recorded) this.#metrics?.commandsRejected.inc({ source: entry.source });
+    return duplicate ? 'duplicate' : recorded ? 'recorded' : 'lost';
   }
 
   async #commit(request: CommitRequest): Promise<Awaited<ReturnType<RedisScripts['commit']>>> {
@@ -682,18 +699,18 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   }
 
   /** Runs a Redis call; any failure becomes STORE_UNAVAILABLE (503). */
-  async #guard<T>(fn: () => Promise<T>): Promise<T> {
+  async #guard<T>(fn: () => Promise<T>, readOnly = false): Promise<T> {
     try {
       return await fn();
     } catch (err) {
       if (isSwitchyardError(err)) throw err;
-      throw this.#unavailable(err);
+      throw this.#unavailable(err, readOnly);
     }
   }
 
-  #unavailable(err: unknown): SwitchyardError {
+  #unavailable(err: unknown, readOnly = false): SwitchyardError {
     this.#setUp(false, err);
-    return unavailable(err);
+    return unavailable(err, readOnly);
   }
 
   #requireWriter(): RedisClient {
@@ -751,10 +768,11 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   }
 }
 
-function unavailable(cause?: unknown): SwitchyardError {
-  return fail('STORE_UNAVAILABLE', 'control store unavailable: the change was not applied', {
-    cause,
-  });
+function unavailable(cause?: unknown, readOnly = false): SwitchyardError {
+  const message = readOnly
+    ? 'control store unavailable'
+    : 'control store unavailable: the change was not applied';
+  return fail('STORE_UNAVAILABLE', message, { cause });
 }
 
 /** Resolves true once `client` is ready, false after `timeoutMs`. */
