@@ -409,6 +409,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     req.on('data', onData);
     req.once('end', () => {
       req.off('data', onData);
+      // The client may have gone between the last body byte and now: forward() would attach
+      // its close listener too late and stream the answer into a dead socket.
+      const res = this.#res as ServerResponse;
+      if (res.destroyed || res.socket === null || res.socket.destroyed) return;
       this.#body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
       this.forward();
     });
