@@ -211,8 +211,8 @@ async function execute(
     case 'history': {
       expectArgs(positionals, 0, 'history takes no arguments');
       const limit = str(values.limit);
-      if (limit !== undefined && !/^\d+$/.test(limit))
-        throw new UsageError('--limit: must be a positive integer');
+      if (limit !== undefined && !/^[1-9]\d{0,3}$/.test(limit))
+        throw new UsageError('--limit: must be an integer from 1 to 1000');
       const answer = await client.call(
         'GET',
         `/v1/history${limit === undefined ? '' : `?limit=${limit}`}`,

@@ -262,9 +262,9 @@ describe('HAProxy recipe (deploy/haproxy/haproxy.cfg)', () => {
     const dir = await tempDir();
     const cfg = await readFile(deploy('haproxy', 'haproxy.cfg'), 'utf8');
     const replicas = [await fakeReplica('switchyard-1'), await fakeReplica('switchyard-2')];
-    const statsPort = 20000 + Math.floor(Math.random() * 40000);
     const { port } = await startLb('haproxy', async (p) => {
-      await writeFile(join(dir, 'haproxy.cfg'), renderHaproxy(cfg, p, statsPort, replicas));
+      // The stats port is chosen with the listen port, so a bind failure of either retries both.
+      await writeFile(join(dir, 'haproxy.cfg'), renderHaproxy(cfg, p, p + 1, replicas));
       return spawn(binary('haproxy'), ['-db', '-f', join(dir, 'haproxy.cfg')], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
