@@ -27,9 +27,25 @@ function describe(err: unknown): string {
   return String(err);
 }
 
+/**
+ * The URL of one admin API call: the base URL's path (trailing slashes trimmed) followed by the
+ * API path, which may carry a query string. `new URL('/v1/state', base)` would drop a prefix such
+ * as `/switchyard` (an admin API behind a reverse proxy): an absolute path replaces the base path.
+ * The base must have no query or fragment (the CLI refuses one as a usage error).
+ */
+export function adminCallUrl(baseUrl: string, path: string): string {
+  if (!path.startsWith('/')) throw new TypeError(`admin API path must start with /: ${path}`);
+  const url = new URL(baseUrl);
+  const q = path.indexOf('?');
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${q === -1 ? path : path.slice(0, q)}`;
+  url.search = q === -1 ? '' : path.slice(q);
+  url.hash = '';
+  return url.toString();
+}
+
 /** Options of AdminClient. */
 export interface AdminClientOptions {
-  /** Base URL, e.g. http://127.0.0.1:9090. */
+  /** Base URL, e.g. http://127.0.0.1:9090 or, behind a reverse proxy, https://ops.example/switchyard. */
   readonly baseUrl: string;
   readonly token?: string | undefined;
   /** How long to wait for an answer (ms). */
@@ -52,7 +68,7 @@ export class AdminClient {
     path: string,
     body?: unknown,
   ): Promise<AdminAnswer> {
-    const url = new URL(path, this.#options.baseUrl).toString();
+    const url = adminCallUrl(this.#options.baseUrl, path);
     const headers: Record<string, string> = {
       'x-switchyard-source': 'cli',
       accept: 'application/json',

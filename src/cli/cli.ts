@@ -58,7 +58,8 @@ commands:
   replicas                             replicas and the revision each has applied
 
 options:
-  --admin URL       admin API (env SWITCHYARD_ADMIN_URL, default ${DEFAULT_ADMIN_URL})
+  --admin URL       admin API, may end in a path prefix (env SWITCHYARD_ADMIN_URL,
+                    default ${DEFAULT_ADMIN_URL})
   --token T         bearer token (env SWITCHYARD_ADMIN_TOKEN)
   --json            print the server's answer as JSON
   --wait            changes: answer once every live replica has applied the change
@@ -144,8 +145,13 @@ export async function runCli(
   let client: AdminClient;
   let query: string;
   try {
-    const baseUrl = str(values.admin) ?? nonEmpty(env.SWITCHYARD_ADMIN_URL) ?? DEFAULT_ADMIN_URL;
-    checkAdminUrl(baseUrl);
+    const flagUrl = str(values.admin);
+    const envUrl = nonEmpty(env.SWITCHYARD_ADMIN_URL);
+    const baseUrl = flagUrl ?? envUrl ?? DEFAULT_ADMIN_URL;
+    checkAdminUrl(
+      baseUrl,
+      flagUrl === undefined && envUrl !== undefined ? 'SWITCHYARD_ADMIN_URL' : '--admin',
+    );
     query = waitQuery(values);
     client = new AdminClient({
       baseUrl,
@@ -331,17 +337,28 @@ function waitQuery(values: Values): string {
   return `?wait=all${timeout === undefined ? '' : `&timeout=${encodeURIComponent(timeout)}`}`;
 }
 
-function checkAdminUrl(url: string): void {
+/**
+ * The admin URL may carry a path prefix (an admin API behind a reverse proxy) but no query or
+ * fragment: the API paths and their query strings are appended to it. `source` is how the user
+ * gave it (`--admin` or `SWITCHYARD_ADMIN_URL`).
+ */
+function checkAdminUrl(url: string, source: string): void {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     throw new UsageError(
-      `--admin: ${JSON.stringify(url)} is not a URL (e.g. ${DEFAULT_ADMIN_URL})`,
+      `${source}: ${JSON.stringify(url)} is not a URL (e.g. ${DEFAULT_ADMIN_URL})`,
     );
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new UsageError('--admin: must be an http:// or https:// URL');
+    throw new UsageError(`${source}: ${JSON.stringify(url)} must be an http:// or https:// URL`);
+  }
+  // Checked on the text too: URL drops an empty `?` or `#`, which would still be a typo.
+  if (parsed.search !== '' || parsed.hash !== '' || /[?#]/.test(url)) {
+    throw new UsageError(
+      `${source}: ${JSON.stringify(url)} must not have a query or fragment (a path prefix is fine, e.g. http://host:9090/switchyard)`,
+    );
   }
 }
 

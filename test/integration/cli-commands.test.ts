@@ -4,6 +4,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -81,6 +82,46 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * A reverse proxy that serves `target` under `prefix` (stripped before forwarding) and answers
+ * 404 to anything else, as an ingress in front of the admin API would. Records what it forwarded.
+ */
+async function prefixProxy(
+  target: string,
+  prefix: string,
+): Promise<{ url: string; forwarded: string[] }> {
+  const forwarded: string[] = [];
+  const server = createHttpServer((req, res) => {
+    const path = req.url ?? '/';
+    if (!path.startsWith(`${prefix}/`)) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`no route for ${path}`);
+      return;
+    }
+    const rest = path.slice(prefix.length);
+    forwarded.push(`${req.method} ${rest}`);
+    const upstream = httpRequest(
+      new URL(rest, target),
+      { method: req.method, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  );
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}`, forwarded };
 }
 
 describe('switchyard CLI (real binary)', () => {
@@ -238,6 +279,64 @@ describe('switchyard CLI (real binary)', () => {
     const help = await cli(['status', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('exit codes');
+  });
+
+  it('--admin keeps its path prefix (admin API behind a reverse proxy), query strings included', async () => {
+    const t = await world({ adminToken: TOKEN });
+    const proxy = await prefixProxy(t.adminUrl, '/switchyard');
+    const auth = ['--token', TOKEN];
+    for (const base of [`${proxy.url}/switchyard`, `${proxy.url}/switchyard/`]) {
+      const status = await cli(['status', '--admin', base, ...auth]);
+      expect(status).toMatchObject({ code: 0, stderr: '' });
+      expect(status.stdout).toMatch(/^revision 1 /);
+    }
+    const canary = await cli(['canary', '5', '--wait', '--timeout', '5s', ...auth], {
+      SWITCHYARD_ADMIN_URL: `${proxy.url}/switchyard`,
+    });
+    expect(canary).toMatchObject({ code: 0, stderr: '' });
+    const history = await cli([
+      'history',
+      '--limit',
+      '1',
+      '--json',
+      '--admin',
+      `${proxy.url}/switchyard`,
+      ...auth,
+    ]);
+    expect(history.code).toBe(0);
+    const entries = (JSON.parse(history.stdout) as { history: Array<{ revision: number }> })
+      .history;
+    expect(entries.map((e) => e.revision)).toEqual([2]);
+    expect(proxy.forwarded).toEqual([
+      'GET /v1/state',
+      'GET /v1/traffic',
+      'GET /v1/state',
+      'GET /v1/traffic',
+      'POST /v1/canary?wait=all&timeout=5s',
+      'GET /v1/history?limit=1',
+    ]);
+  });
+
+  it('exit 2 for an admin URL with a query or fragment or a non-http(s) scheme, naming its source', async () => {
+    const port = await closedPort();
+    for (const url of [
+      `http://127.0.0.1:${port}/?x=1`,
+      `http://127.0.0.1:${port}/switchyard?`,
+      `http://127.0.0.1:${port}/#top`,
+      `ftp://127.0.0.1:${port}`,
+    ]) {
+      const run = await cli(['status', '--admin', url]);
+      expect({ url, code: run.code }).toEqual({ url, code: 2 });
+      expect(run.stderr).toMatch(/^switchyard status: --admin: /);
+      expect(run.stderr).toContain('usage: switchyard');
+    }
+    const fromEnv = await cli(['status'], {
+      SWITCHYARD_ADMIN_URL: `http://127.0.0.1:${port}/switchyard?x=1`,
+    });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toMatch(
+      /^switchyard status: SWITCHYARD_ADMIN_URL: "http:\/\/127\.0\.0\.1:\d+\/switchyard\?x=1" must not have a query or fragment/,
+    );
   });
 
   it('exit 3 when the admin API cannot be reached; the flag wins over SWITCHYARD_ADMIN_URL', async () => {
