@@ -8,7 +8,10 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type Config } from './schema.js';
 
-/** Thrown for invalid configuration; main.ts prints `message` and exits 2. */
+/**
+ * Thrown for invalid configuration; main.ts prints `message` and exits 2. Each problem starts
+ * with the field as the user gave it: flag, environment variable or config-file key.
+ */
 export class ConfigError extends Error {
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
@@ -66,12 +69,9 @@ export function parsePoolFlag(value: string): {
   endpoints: string[];
 } {
   const m = /^([^=]+)=([^@]+)@(.+)$/.exec(value);
-  if (!m) throw new Error(`"${value}" is not NAME=VERSION@URL[,URL...]`);
-  return {
-    name: m[1] as string,
-    version: m[2] as string,
-    endpoints: (m[3] as string).split(',').filter((s) => s !== ''),
-  };
+  const endpoints = m ? (m[3] as string).split(',').filter((s) => s !== '') : [];
+  if (!m || endpoints.length === 0) throw new Error(`"${value}" is not NAME=VERSION@URL[,URL...]`);
+  return { name: m[1] as string, version: m[2] as string, endpoints };
 }
 
 function coerce(kind: Kind, raw: string, field: string, problems: string[]): unknown {
@@ -167,57 +167,87 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
 
   const configPath = (values.config as string | undefined) ?? env.SWITCHYARD_CONFIG;
   const merged: Record<string, unknown> = configPath ? readConfigFile(configPath, problems) : {};
+  // Where each key's value came from when the user gave it as a flag or environment variable, so
+  // a problem names what they wrote (`--drain-timeout`), not the schema key. File values have no
+  // entry: their file key is what the user wrote.
+  const sources = new Map<string, string>();
+  const set = (key: string, value: unknown, source: string): void => {
+    merged[key] = value;
+    sources.set(key, source);
+  };
 
   // environment
   for (const [key, kind] of Object.entries(KEYS)) {
     const raw = env[envName(key)];
-    if (raw !== undefined && raw !== '') merged[key] = coerce(kind, raw, envName(key), problems);
+    if (raw !== undefined && raw !== '') {
+      set(key, coerce(kind, raw, envName(key), problems), envName(key));
+    }
   }
-  if (env.REDIS_URL && !env.SWITCHYARD_REDIS) merged.redis = env.REDIS_URL;
-  if (env.LOG_LEVEL && !env.SWITCHYARD_LOG_LEVEL) merged.logLevel = env.LOG_LEVEL;
+  if (env.REDIS_URL && !env.SWITCHYARD_REDIS) set('redis', env.REDIS_URL, 'REDIS_URL');
+  if (env.LOG_LEVEL && !env.SWITCHYARD_LOG_LEVEL) set('logLevel', env.LOG_LEVEL, 'LOG_LEVEL');
   // SWITCHYARD_POOL follows the flag-to-env rule of SPEC §1; SWITCHYARD_POOLS is an alias.
   // Either holds one or more NAME=VERSION@URL[,URL...] separated by white space.
   for (const name of ['SWITCHYARD_POOL', 'SWITCHYARD_POOLS'] as const) {
     const raw = env[name];
     if (raw) {
-      merged.pools = raw
-        .split(/\s+/)
-        .filter(Boolean)
-        .map((p) => poolFlag(p, name, problems));
+      set('pools', poolFlags(raw.split(/\s+/).filter(Boolean), name, problems), name);
     }
   }
-  if (env.SWITCHYARD_ADMIN_TOKEN) merged.adminToken = env.SWITCHYARD_ADMIN_TOKEN;
-  if (env.SWITCHYARD_OVERRIDE_TOKEN) merged.overrideToken = env.SWITCHYARD_OVERRIDE_TOKEN;
+  if (env.SWITCHYARD_ADMIN_TOKEN) {
+    set('adminToken', env.SWITCHYARD_ADMIN_TOKEN, 'SWITCHYARD_ADMIN_TOKEN');
+  }
+  if (env.SWITCHYARD_OVERRIDE_TOKEN) {
+    set('overrideToken', env.SWITCHYARD_OVERRIDE_TOKEN, 'SWITCHYARD_OVERRIDE_TOKEN');
+  }
 
   // flags
   for (const [key, kind] of Object.entries(KEYS)) {
+    const flag = `--${kebab(key)}`;
     const raw = values[kebab(key)];
-    if (typeof raw === 'string') merged[key] = coerce(kind, raw, `--${kebab(key)}`, problems);
-    if (kind === 'boolean' && values[`no-${kebab(key)}`] === true) merged[key] = false;
+    if (typeof raw === 'string') set(key, coerce(kind, raw, flag, problems), flag);
+    if (kind === 'boolean' && values[`no-${kebab(key)}`] === true) {
+      set(key, false, `--no-${kebab(key)}`);
+    }
   }
-  const poolFlags = values.pool as string[] | undefined;
-  if (poolFlags && poolFlags.length > 0) {
-    merged.pools = poolFlags.map((p) => poolFlag(p, '--pool', problems));
+  const poolValues = values.pool as string[] | undefined;
+  if (poolValues && poolValues.length > 0) {
+    set('pools', poolFlags(poolValues, '--pool', problems), '--pool');
   }
 
   const result = configSchema.safeParse(merged);
   if (!result.success) {
     for (const issue of result.error.issues) {
-      const path = issue.path.length > 0 ? issue.path.join('.') : '(root)';
-      problems.push(`${path}: ${issue.message}`);
+      problems.push(`${fieldName(issue.path, sources)}: ${issue.message}`);
     }
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(problems);
   return deepFreeze(result.data);
 }
 
-function poolFlag(value: string, field: string, problems: string[]): unknown {
-  try {
-    return parsePoolFlag(value);
-  } catch (err) {
-    problems.push(`${field}: ${(err as Error).message}`);
-    return undefined;
-  }
+/**
+ * Names the field of a schema issue as the user wrote it: the flag or environment variable that
+ * set its top-level key, else the file key path (`pools.0`). A pool's position in a flag or
+ * variable is left out: every pool problem names the pool or its value.
+ */
+function fieldName(path: readonly PropertyKey[], sources: ReadonlyMap<string, string>): string {
+  const [key, ...rest] = path;
+  if (key === undefined) return '(root)';
+  const source = sources.get(String(key));
+  if (source === undefined) return path.map(String).join('.');
+  const tail = key === 'pools' ? rest.slice(1) : rest;
+  return [source, ...tail.map(String)].join(': ');
+}
+
+/** Parses pool flags; a malformed one is reported and left out (not reported again by the schema). */
+function poolFlags(values: readonly string[], field: string, problems: string[]): unknown[] {
+  return values.flatMap((value) => {
+    try {
+      return [parsePoolFlag(value)];
+    } catch (err) {
+      problems.push(`${field}: ${(err as Error).message}`);
+      return [];
+    }
+  });
 }
 
 /** Builds a Config from an object (tests, the demo), with defaults applied. */

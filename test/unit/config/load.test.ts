@@ -93,9 +93,11 @@ describe('loadConfig', () => {
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^--upstream-header: "maybe" is not a boolean/),
-        expect.stringMatching(/^listen: "nowhere" is not HOST:PORT/),
-        expect.stringMatching(/^drainTimeout: "soon" is not a duration/),
-        expect.stringMatching(/^stickyKey: must be cookie:NAME, header:NAME or client-address/),
+        expect.stringMatching(/^--listen: "nowhere" is not HOST:PORT/),
+        expect.stringMatching(/^--drain-timeout: "soon" is not a duration/),
+        expect.stringMatching(
+          /^SWITCHYARD_STICKY_KEY: must be cookie:NAME, header:NAME or client-address/,
+        ),
       ]),
     );
   });
@@ -152,9 +154,9 @@ describe('loadConfig checks before anything starts', () => {
     );
     expect(problems).toEqual(
       expect.arrayContaining([
-        expect.stringMatching(/^pools\.0: blue: version: "latest" is not an immutable identifier/),
-        expect.stringMatching(/^pools\.1: name: "Green" must match/),
-        expect.stringMatching(/^pools\.2: canary: endpoints\[0\]/),
+        expect.stringMatching(/^--pool: blue: version: "latest" is not an immutable identifier/),
+        expect.stringMatching(/^--pool: name: "Green" must match/),
+        expect.stringMatching(/^--pool: canary: endpoints\[0\]/),
       ]),
     );
   });
@@ -172,13 +174,13 @@ describe('loadConfig checks before anything starts', () => {
           {},
         ),
       ),
-    ).toEqual(['pools.1: blue: named twice']);
+    ).toEqual(['--pool: blue: named twice']);
   });
 
   it('refuses a non-loopback admin address without a token, accepts it with one', () => {
     expect(problemsOf(() => loadConfig(['--admin-listen', '0.0.0.0:9090'], {}))).toEqual([
       expect.stringMatching(
-        /^adminListen: 0\.0\.0\.0 is not a loopback address: set SWITCHYARD_ADMIN_TOKEN/,
+        /^--admin-listen: 0\.0\.0\.0 is not a loopback address: set SWITCHYARD_ADMIN_TOKEN/,
       ),
     ]);
     const config = loadConfig(['--admin-listen', '0.0.0.0:9090'], {
@@ -198,9 +200,85 @@ describe('loadConfig checks before anything starts', () => {
     ).toBe('canary');
   });
 
+  it('names a problem as the user wrote it: flag, environment variable, else the file key', () => {
+    const path = file(
+      'bad.yaml',
+      [
+        'drainTimeout: later',
+        'listen: nowhere',
+        'redis: not-a-url',
+        'pools:',
+        '  blue: { version: latest, endpoints: ["http://127.0.0.1:1"] }',
+        '',
+      ].join('\n'),
+    );
+    expect(problemsOf(() => loadConfig(['--config', path], {}))).toEqual([
+      expect.stringMatching(/^listen: "nowhere" is not HOST:PORT/),
+      expect.stringMatching(/^redis: /),
+      expect.stringMatching(/^pools\.0: blue: version: "latest" is not an immutable identifier/),
+      expect.stringMatching(/^drainTimeout: "later" is not a duration/),
+    ]);
+    // The same keys set again by flags and the environment (which win over the file).
+    const problems = problemsOf(() =>
+      loadConfig(
+        [
+          '--config',
+          path,
+          '--drain-timeout',
+          'abc',
+          '--pool',
+          'green=latest@http://127.0.0.1:2',
+          '--upstream-connections',
+          '0',
+        ],
+        { SWITCHYARD_LISTEN: 'elsewhere', REDIS_URL: 'not-a-url', LOG_LEVEL: 'loud' },
+      ),
+    );
+    expect(problems).toEqual([
+      expect.stringMatching(/^SWITCHYARD_LISTEN: "elsewhere" is not HOST:PORT/),
+      expect.stringMatching(/^REDIS_URL: /),
+      expect.stringMatching(/^--pool: green: version: "latest" is not an immutable identifier/),
+      expect.stringMatching(/^--drain-timeout: "abc" is not a duration/),
+      expect.stringMatching(/^--upstream-connections: /),
+      expect.stringMatching(/^LOG_LEVEL: /),
+    ]);
+    expect(
+      problemsOf(() =>
+        loadConfig([], {
+          SWITCHYARD_DRAIN_TIMEOUT: 'abc',
+          SWITCHYARD_POOL: 'blue=latest@http://127.0.0.1:1',
+          SWITCHYARD_LOG_LEVEL: 'loud',
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^SWITCHYARD_POOL: blue: version: "latest"/),
+      expect.stringMatching(/^SWITCHYARD_DRAIN_TIMEOUT: "abc" is not a duration/),
+      expect.stringMatching(/^SWITCHYARD_LOG_LEVEL: /),
+    ]);
+    expect(
+      problemsOf(() =>
+        loadConfig(['--admin-listen', '0.0.0.0:9090'], {
+          SWITCHYARD_POOLS: 'blue=abcdef1@http://127.0.0.1:1 blue=1234567@http://127.0.0.1:2',
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^--admin-listen: 0\.0\.0\.0 is not a loopback address/),
+      'SWITCHYARD_POOLS: blue: named twice',
+    ]);
+  });
+
+  it('reports a malformed --pool once, and a --pool with no endpoint as malformed', () => {
+    expect(problemsOf(() => loadConfig(['--pool', 'blue=abcdef1@,'], {}))).toEqual([
+      '--pool: "blue=abcdef1@," is not NAME=VERSION@URL[,URL...]',
+    ]);
+    expect(
+      problemsOf(() => loadConfig(['--pool', 'blue', '--pool', 'green=abcdef1@http://a:1'], {})),
+    ).toEqual(['--pool: "blue" is not NAME=VERSION@URL[,URL...]']);
+  });
+
   it('refuses durations a Node timer cannot hold', () => {
     expect(problemsOf(() => loadConfig(['--shutdown-timeout', '3000000s'], {}))[0]).toMatch(
-      /^shutdownTimeout: "3000000s" is not a duration/,
+      /^--shutdown-timeout: "3000000s" is not a duration/,
     );
     expect(
       loadConfig(['--shutdown-timeout', '24d'.replace('d', '') + 'm'], {}).shutdownTimeout,
