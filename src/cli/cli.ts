@@ -3,6 +3,7 @@
  * 1 refused by the server (any 4xx/5xx), 2 usage error, 3 admin API unreachable.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { bearerTokenProblem } from '../admin/auth.js';
 import type { TrafficReport } from '../admin/traffic-report.js';
 import type { ReplicaInfo } from '../control/control-store.js';
 import type { HistoryEntry, RoutingTable } from '../table/types.js';
@@ -152,10 +153,19 @@ export async function runCli(
       baseUrl,
       flagUrl === undefined && envUrl !== undefined ? 'SWITCHYARD_ADMIN_URL' : '--admin',
     );
+    const flagToken = str(values.token);
+    const token = flagToken ?? nonEmpty(env.SWITCHYARD_ADMIN_TOKEN);
+    const tokenProblem = token === undefined ? null : bearerTokenProblem(token);
+    if (tokenProblem !== null) {
+      // The same rule the proxy applies to its own token: sent as `Bearer <token>` unchanged.
+      throw new UsageError(
+        `${flagToken === undefined ? 'SWITCHYARD_ADMIN_TOKEN' : '--token'}: ${tokenProblem}`,
+      );
+    }
     query = waitQuery(values);
     client = new AdminClient({
       baseUrl,
-      token: str(values.token) ?? nonEmpty(env.SWITCHYARD_ADMIN_TOKEN),
+      token,
       timeoutMs: values.wait === true ? WAIT_CLIENT_TIMEOUT_MS : DEFAULT_TIMEOUT_MS,
     });
   } catch (err) {

@@ -3,6 +3,7 @@
  * (`--kebab-case`) and an environment variable (`SWITCHYARD_UPPER_SNAKE`).
  */
 import { z } from 'zod';
+import { bearerTokenProblem } from '../admin/auth.js';
 import { isSwitchyardError } from '../errors.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 import { isPoolName, parsePoolSpecFields } from '../table/validate.js';
@@ -150,8 +151,15 @@ export const configSchema = z
       .default('info'),
     /** Build identifier reported by /healthz (the image's git SHA). */
     buildSha: z.string().max(80).default('dev'),
-    /** Secret: from the environment only (SWITCHYARD_ADMIN_TOKEN). */
-    adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Secret: from the environment only (SWITCHYARD_ADMIN_TOKEN). An RFC 6750 bearer token. */
+    adminToken: z
+      .string()
+      .min(16, 'must be at least 16 characters')
+      .superRefine((token, ctx) => {
+        const problem = bearerTokenProblem(token);
+        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
     /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN). */
     overrideToken: z.string().min(16, 'must be at least 16 characters').optional(),
   })

@@ -254,6 +254,25 @@ describe('switchyard CLI (real binary)', () => {
     expect(flagWins.code).toBe(1);
   });
 
+  it('exit 2 for a token that is not an RFC 6750 bearer token, naming --token or SWITCHYARD_ADMIN_TOKEN', async () => {
+    const t = await world({ adminToken: TOKEN });
+    const spaced = await cli(['status', '--admin', t.adminUrl, '--token', `${TOKEN} x`]);
+    expect(spaced.code).toBe(2);
+    expect(spaced.stderr).toMatch(
+      /^switchyard status: --token: contains white space at character 27/,
+    );
+    // A newline would not even make a valid header: it must not pass for "unreachable" (exit 3).
+    const newline = await cli(['status'], {
+      SWITCHYARD_ADMIN_URL: t.adminUrl,
+      SWITCHYARD_ADMIN_TOKEN: `${TOKEN}\n`,
+    });
+    expect(newline.code).toBe(2);
+    expect(newline.stderr).toMatch(
+      /^switchyard status: SWITCHYARD_ADMIN_TOKEN: contains white space/,
+    );
+    expect(newline.stderr).not.toContain(TOKEN);
+  });
+
   it('exit 2 on usage errors, with the usage text', async () => {
     const t = await world();
     const admin = ['--admin', t.adminUrl];

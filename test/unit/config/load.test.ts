@@ -276,6 +276,30 @@ describe('loadConfig checks before anything starts', () => {
     ).toEqual(['--pool: "blue" is not NAME=VERSION@URL[,URL...]']);
   });
 
+  it('refuses an admin token that is not an RFC 6750 bearer token, naming SWITCHYARD_ADMIN_TOKEN', () => {
+    // A token with a space could never authenticate: the header parser stops at white space.
+    expect(
+      problemsOf(() => loadConfig([], { SWITCHYARD_ADMIN_TOKEN: 'correct horse battery staple' })),
+    ).toEqual([
+      expect.stringMatching(/^SWITCHYARD_ADMIN_TOKEN: contains white space at character 8/),
+    ]);
+    // The usual slip: a secret file that ends in a newline.
+    expect(
+      problemsOf(() => loadConfig([], { SWITCHYARD_ADMIN_TOKEN: 'a-very-long-admin-token\n' })),
+    ).toEqual([
+      expect.stringMatching(/^SWITCHYARD_ADMIN_TOKEN: contains white space at character 24/),
+    ]);
+    expect(
+      problemsOf(() => loadConfig([], { SWITCHYARD_ADMIN_TOKEN: 'user:a-very-long-password' })),
+    ).toEqual([expect.stringMatching(/^SWITCHYARD_ADMIN_TOKEN: character 5 is not allowed/)]);
+    expect(problemsOf(() => loadConfig([], { SWITCHYARD_ADMIN_TOKEN: 'short' }))).toEqual([
+      'SWITCHYARD_ADMIN_TOKEN: must be at least 16 characters',
+    ]);
+    // openssl rand -base64 and -hex output are fine.
+    const token = 'q1Zx8+/Uv3kD0P9wJm2T7yLr4bHs6Nc=';
+    expect(loadConfig([], { SWITCHYARD_ADMIN_TOKEN: token }).adminToken).toBe(token);
+  });
+
   it('refuses durations a Node timer cannot hold', () => {
     expect(problemsOf(() => loadConfig(['--shutdown-timeout', '3000000s'], {}))[0]).toMatch(
       /^--shutdown-timeout: "3000000s" is not a duration/,
