@@ -161,30 +161,50 @@ export const configSchema = z
       })
       .optional(),
     /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN). */
-    overrideToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    // Sent as the x-switchyard-token header value, which HTTP parsers trim: a token with white
+    // space (a secret file's newline) would silently never match, so the admin token rule holds.
+    overrideToken: z
+      .string()
+      .min(16, 'must be at least 16 characters')
+      .superRefine((token, ctx) => {
+        const problem = bearerTokenProblem(token);
+        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional(),
   })
   .strict()
-  .superRefine((config, ctx) => {
-    // Checked here, before anything starts, so a refused start-up has written nothing anywhere.
-    if (config.adminToken === undefined && !isLoopbackHost(config.adminListen.host)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['adminListen'],
-        message: `${config.adminListen.host} is not a loopback address: set SWITCHYARD_ADMIN_TOKEN to expose the admin API`,
-      });
-    }
-    const names = new Set<string>();
-    config.pools.forEach((pool, index) => {
-      if (names.has(pool.name)) {
+  .superRefine(
+    (config, ctx) => {
+      // Checked here, before anything starts, so a refused start-up has written nothing anywhere.
+      // Runs even when a field failed (so every problem is reported at once): a failed field
+      // holds its raw input here, hence the shape checks.
+      const admin = config.adminListen as unknown;
+      const host =
+        typeof admin === 'object' && admin !== null
+          ? (admin as { host?: unknown }).host
+          : undefined;
+      if (config.adminToken === undefined && typeof host === 'string' && !isLoopbackHost(host)) {
         ctx.addIssue({
           code: 'custom',
-          path: ['pools', index],
-          message: `${pool.name}: named twice`,
+          path: ['adminListen'],
+          message: `${host} is not a loopback address: set SWITCHYARD_ADMIN_TOKEN to expose the admin API`,
         });
       }
-      names.add(pool.name);
-    });
-  });
+      const pools = config.pools as unknown;
+      if (!Array.isArray(pools)) return;
+      const names = new Set<string>();
+      pools.forEach((pool: unknown, index) => {
+        const name =
+          typeof pool === 'object' && pool !== null ? (pool as { name?: unknown }).name : undefined;
+        if (typeof name !== 'string') return;
+        if (names.has(name)) {
+          ctx.addIssue({ code: 'custom', path: ['pools', index], message: `${name}: named twice` });
+        }
+        names.add(name);
+      });
+    },
+    { when: () => true },
+  );
 
 /** The validated, frozen configuration. */
 export type Config = z.output<typeof configSchema>;

@@ -177,6 +177,32 @@ describe('loadConfig checks before anything starts', () => {
     ).toEqual(['--pool: blue: named twice']);
   });
 
+  it('reports the cross-field problems together with a bad field, not after it is fixed', () => {
+    expect(
+      [
+        ...problemsOf(() =>
+          loadConfig(
+            [
+              '--pool',
+              'blue=abcdef1@http://127.0.0.1:1',
+              '--pool',
+              'blue=1234567@http://127.0.0.1:2',
+              '--admin-listen',
+              '0.0.0.0:9090',
+              '--drain-timeout',
+              'soon',
+            ],
+            {},
+          ),
+        ),
+      ].sort(),
+    ).toEqual([
+      expect.stringMatching(/^--admin-listen: 0\.0\.0\.0 is not a loopback address/),
+      expect.stringMatching(/^--drain-timeout: "soon" is not a duration/),
+      '--pool: blue: named twice',
+    ]);
+  });
+
   it('refuses a non-loopback admin address without a token, accepts it with one', () => {
     expect(problemsOf(() => loadConfig(['--admin-listen', '0.0.0.0:9090'], {}))).toEqual([
       expect.stringMatching(
@@ -298,6 +324,17 @@ describe('loadConfig checks before anything starts', () => {
     // openssl rand -base64 and -hex output are fine.
     const token = 'q1Zx8+/Uv3kD0P9wJm2T7yLr4bHs6Nc=';
     expect(loadConfig([], { SWITCHYARD_ADMIN_TOKEN: token }).adminToken).toBe(token);
+  });
+
+  it('refuses an override token the x-switchyard-token header could never carry', () => {
+    // Parsers trim header values: this token would never match, and overrides would fail silently.
+    expect(
+      problemsOf(() => loadConfig([], { SWITCHYARD_OVERRIDE_TOKEN: 'a-long-override-token\n' })),
+    ).toEqual([
+      expect.stringMatching(/^SWITCHYARD_OVERRIDE_TOKEN: contains white space at character 22/),
+    ]);
+    const token = 'q1Zx8+/Uv3kD0P9wJm2T7yLr4bHs6Nc=';
+    expect(loadConfig([], { SWITCHYARD_OVERRIDE_TOKEN: token }).overrideToken).toBe(token);
   });
 
   it('refuses durations a Node timer cannot hold', () => {
