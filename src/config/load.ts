@@ -217,6 +217,19 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const result = configSchema.safeParse(merged);
   if (!result.success) {
     for (const issue of result.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        // Only a config file can hold an unknown key: flags and variables are read by name.
+        const where =
+          issue.path.length > 0 ? fieldName(issue.path, sources) : `config file ${configPath}`;
+        const known = issue.path.length === 0 ? Object.keys(configSchema.shape) : [];
+        for (const key of issue.keys) {
+          const near = closestKey(key, known);
+          problems.push(
+            `${where}: unknown setting "${key}"${near === undefined ? '' : ` (did you mean "${near}"?)`}`,
+          );
+        }
+        continue;
+      }
       problems.push(`${fieldName(issue.path, sources)}: ${issue.message}`);
     }
   }
@@ -236,6 +249,44 @@ function fieldName(path: readonly PropertyKey[], sources: ReadonlyMap<string, st
   if (source === undefined) return path.map(String).join('.');
   const tail = key === 'pools' ? rest.slice(1) : rest;
   return [source, ...tail.map(String)].join(': ');
+}
+
+/**
+ * The known key a mistyped one most likely meant: the same apart from case, `-` and `_`
+ * (`drain-timeout`, `drain_timeout`), else at most two edits away. undefined when none is close.
+ */
+export function closestKey(key: string, known: readonly string[]): string | undefined {
+  const plain = (k: string): string => k.replace(/[-_]/g, '').toLowerCase();
+  const exact = known.find((k) => plain(k) === plain(key));
+  if (exact !== undefined) return exact;
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(plain(k), plain(key));
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Levenshtein distance (small strings: config keys). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      row[j] = Math.min(
+        (prev[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (prev[j - 1] as number) + cost,
+      );
+    }
+    prev = row;
+  }
+  return prev[b.length] as number;
 }
 
 /** Parses pool flags; a malformed one is reported and left out (not reported again by the schema). */

@@ -120,6 +120,19 @@ describe('loadConfig', () => {
     );
   });
 
+  it('names an unknown config-file key and the setting it was probably meant to be', () => {
+    const path = file(
+      'typo.yaml',
+      'drainTimeot: 5s\ndrain_timeout: 5s\nhealthCheckIntervl: 1s\ncolour: blue\n',
+    );
+    expect([...problemsOf(() => loadConfig(['--config', path], {}))].sort()).toEqual([
+      `config file ${path}: unknown setting "colour"`,
+      `config file ${path}: unknown setting "drainTimeot" (did you mean "drainTimeout"?)`,
+      `config file ${path}: unknown setting "drain_timeout" (did you mean "drainTimeout"?)`,
+      `config file ${path}: unknown setting "healthCheckIntervl" (did you mean "healthCheckInterval"?)`,
+    ]);
+  });
+
   it('parses IPv6 listen addresses and header sticky keys', () => {
     const config = loadConfig(['--listen', '[::1]:8081', '--sticky-key', 'header:X-User'], {});
     expect(config.listen).toEqual({ host: '::1', port: 8081 });
