@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
@@ -20,6 +21,8 @@ export interface ProxyProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILLs the process if still running and waits for it. */
   kill(): Promise<void>;
+  /** What the process wrote to stderr so far. */
+  stderr(): string;
 }
 
 /** Spawns `node [nodeArgs] dist/src/main.js proxy <args>` and waits for "switchyard started". */
@@ -99,7 +102,38 @@ export async function spawnProxy(args: string[], nodeArgs: string[] = []): Promi
     logs,
     exited,
     kill,
+    stderr: () => stderr,
   };
+}
+
+/**
+ * Runs a full garbage collection in the proxy process through the V8 inspector
+ * (`HeapProfiler.collectGarbage`), so a memory reading measures what is live rather than when the
+ * last collection happened. The process must have been spawned with `--inspect=127.0.0.1:0`.
+ */
+export async function collectGarbage(proc: ProxyProcess): Promise<void> {
+  const url = /Debugger listening on (ws:\/\/\S+)/.exec(proc.stderr())?.[1];
+  if (url === undefined)
+    throw new Error('no inspector: spawn the proxy with --inspect=127.0.0.1:0');
+  const ws = new WebSocket(url);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    await new Promise<void>((resolve, reject) => {
+      ws.on('message', (data: Buffer) => {
+        const reply = JSON.parse(data.toString()) as { id?: number; error?: { message: string } };
+        if (reply.id !== 1) return;
+        if (reply.error) reject(new Error(`collectGarbage: ${reply.error.message}`));
+        else resolve();
+      });
+      ws.once('error', reject);
+      ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+    });
+  } finally {
+    ws.terminate();
+  }
 }
 
 /** Reads a Prometheus text metric from the admin port: the sum of all its series. */
