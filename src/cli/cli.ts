@@ -361,6 +361,12 @@ function checkAdminUrl(url: string, source: string): void {
       `${source}: ${JSON.stringify(url)} is not a URL (e.g. ${DEFAULT_ADMIN_URL})`,
     );
   }
+  if (parsed.username !== '' || parsed.password !== '') {
+    // The admin API takes a bearer token; the URL (and its secret) is not echoed back.
+    throw new UsageError(
+      `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
+    );
+  }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new UsageError(`${source}: ${JSON.stringify(url)} must be an http:// or https:// URL`);
   }

@@ -356,6 +356,11 @@ describe('switchyard CLI (real binary)', () => {
     expect(fromEnv.stderr).toMatch(
       /^switchyard status: SWITCHYARD_ADMIN_URL: "http:\/\/127\.0\.0\.1:\d+\/switchyard\?x=1" must not have a query or fragment/,
     );
+    // Credentials in the URL: refused without echoing the secret.
+    const withSecret = await cli(['status', '--admin', `http://ops:s3cret-pass@127.0.0.1:${port}`]);
+    expect(withSecret.code).toBe(2);
+    expect(withSecret.stderr).toMatch(/^switchyard status: --admin: must not carry user:password/);
+    expect(withSecret.stderr).not.toContain('s3cret-pass');
   });
 
   it('exit 3 when the admin API cannot be reached; the flag wins over SWITCHYARD_ADMIN_URL', async () => {
