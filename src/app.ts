@@ -74,7 +74,11 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           metrics,
           stateFile: config.stateFile,
         })
-      : new MemoryControlStore({ appliedRevision: () => feed.appliedRevision(), replicaId }));
+      : new MemoryControlStore({
+          appliedRevision: () => feed.appliedRevision(),
+          replicaId,
+          metrics,
+        }));
 
   const proxy = new ProxyServer(config, {
     logger, // the proxy makes its own `component` child

@@ -4,6 +4,7 @@
  * The data plane never talks to a store; app.ts feeds it tables through TableFeed.
  */
 import type { EventEmitter } from 'node:events';
+import type { SwitchyardError } from '../errors.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 
 /** A proxy replica following a namespace (SPEC §6). */
@@ -52,6 +53,12 @@ export interface ControlStore extends EventEmitter<ControlStoreEvents> {
    * Resolves with the table that is in the store afterwards.
    */
   seed(pools: SeedPools, meta: CommandMeta): Promise<RoutingTable>;
+  /**
+   * Records in history (and counts) a command refused before it reached apply(): a guard that
+   * only this replica can check, such as POOL_UNHEALTHY. Never rejects: when the record cannot
+   * be written (Redis down) the refusal is logged instead.
+   */
+  recordRejection(input: unknown, meta: CommandMeta, error: SwitchyardError): Promise<void>;
   /** The audit log, newest first. */
   history(limit: number): Promise<HistoryEntry[]>;
   /** Replicas following this namespace (memory store: just this process). */

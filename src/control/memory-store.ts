@@ -4,7 +4,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
-import { fail, isSwitchyardError } from '../errors.js';
+import { fail, isSwitchyardError, type SwitchyardError } from '../errors.js';
+import type { Metrics } from '../observability/metrics.js';
 import { applyCommand, createSeedTable } from '../table/apply-command.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 import { parseCommandInput } from '../table/validate.js';
@@ -25,12 +26,15 @@ export interface MemoryControlStoreOptions {
   readonly appliedRevision: () => number;
   /** Replica id reported by replicas(); defaults to `<hostname>:<pid>`. */
   readonly replicaId?: string | undefined;
+  /** Counts rejected commands (`switchyard_commands_rejected_total`). */
+  readonly metrics?: Metrics | undefined;
 }
 
 /** A ControlStore held in this process's memory. */
 export class MemoryControlStore extends EventEmitter<ControlStoreEvents> implements ControlStore {
   readonly #appliedRevision: () => number;
   readonly #replicaId: string;
+  readonly #metrics: Metrics | undefined;
   #table: RoutingTable | null = null;
   /** Oldest first. */
   #history: HistoryEntry[] = [];
@@ -41,6 +45,7 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
     super();
     this.#appliedRevision = options.appliedRevision;
     this.#replicaId = options.replicaId ?? `${hostname()}:${process.pid}`;
+    this.#metrics = options.metrics;
   }
 
   /** Nothing to connect to; marks the store running. */
@@ -151,7 +156,22 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
     };
   }
 
+  recordRejection(input: unknown, meta: CommandMeta, error: SwitchyardError): Promise<void> {
+    this.#record({
+      revision: null,
+      previousRevision: this.#table?.revision ?? 0,
+      time: meta.now ?? new Date().toISOString(),
+      actor: meta.actor,
+      source: meta.source,
+      command: input,
+      result: 'rejected',
+      reason: { code: error.code, message: error.message },
+    });
+    return Promise.resolve();
+  }
+
   #record(entry: Omit<HistoryEntry, 'id'>): void {
+    if (entry.result === 'rejected') this.#metrics?.commandsRejected.inc({ source: entry.source });
     this.#sequence += 1;
     this.#history.push({ id: String(this.#sequence), ...entry });
     if (this.#history.length > HISTORY_LIMIT) this.#history.shift();

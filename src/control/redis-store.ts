@@ -409,6 +409,22 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
    * Appends a rejection to history. For a commands entry it also advances the cursor and must
    * succeed (else the entry is retried); for admin calls it is best effort.
    */
+  async recordRejection(input: unknown, meta: CommandMeta, error: SwitchyardError): Promise<void> {
+    await this.#recordRejection(
+      {
+        revision: null,
+        previousRevision: this.#current?.revision ?? 0,
+        time: meta.now ?? new Date().toISOString(),
+        actor: meta.actor,
+        source: meta.source,
+        command: input,
+        result: 'rejected',
+        reason: { code: error.code, message: error.message },
+      },
+      undefined,
+    );
+  }
+
   async #recordRejection(
     entry: PendingEntry,
     commandId: string | undefined,

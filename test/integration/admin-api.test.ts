@@ -50,7 +50,8 @@ async function startWorld(
   const ready = { value: true };
   const holder: { store?: MemoryControlStore } = {};
   const appliedRevision = options.appliedRevision ?? (() => holder.store?.current()?.revision ?? 0);
-  const store = new MemoryControlStore({ appliedRevision, replicaId: 'replica-a' });
+  const metrics = createMetrics({ defaultMetrics: false });
+  const store = new MemoryControlStore({ appliedRevision, replicaId: 'replica-a', metrics });
   holder.store = store;
   await store.start();
   closers.push(() => store.close());
@@ -79,7 +80,7 @@ async function startWorld(
     },
     {
       logger,
-      metrics: createMetrics({ defaultMetrics: false }),
+      metrics,
       store,
       proxy,
       isReady: () => ready.value,
@@ -498,6 +499,24 @@ describe('admin API: changes', () => {
     );
     const forced = await call(world, 'POST', '/v1/switch', { to: 'blue', force: true });
     expect(forced.body).toMatchObject({ revision: 3, weights: { blue: 10000 } });
+    // Both refusals are in the audit log (SPEC §6: applied or rejected with reason) and counted.
+    const history = (await call(world, 'GET', '/v1/history?limit=3')).body.history as unknown[];
+    expect(history.slice(1)).toMatchObject([
+      {
+        result: 'rejected',
+        reason: { code: 'VALIDATION_FAILED' },
+        command: { op: 'switch', to: 'blue', force: 'yes' },
+      },
+      {
+        result: 'rejected',
+        previousRevision: 2,
+        source: 'admin',
+        reason: { code: 'POOL_UNHEALTHY', message: expect.stringContaining('blue') as string },
+        command: { op: 'switch', to: 'blue' },
+      },
+    ]);
+    const metrics = await call(world, 'GET', '/metrics');
+    expect(metrics.body).toContain('switchyard_commands_rejected_total{source="admin"} 2');
 
     expectError(
       await call(world, 'POST', '/v1/switch', { to: 'nope' }),

@@ -3,7 +3,7 @@
  * apply, compare-and-set, history (applied and rejected), rollback, seed, events, lifecycle.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { isSwitchyardError } from '../../src/errors.js';
+import { fail, isSwitchyardError } from '../../src/errors.js';
 import type { ControlStore, SeedPools } from '../../src/control/control-store.js';
 import type { CommandMeta, RoutingTable } from '../../src/table/types.js';
 
@@ -139,6 +139,29 @@ export function controlStoreContract(name: string, factory: ContractFactory): vo
       });
       expect(history[4]).toMatchObject({ result: 'rejected', command: bad });
       expect(history[4]?.reason?.message).toMatch(/weights/);
+    });
+
+    it('recordRejection writes a refusal made before apply() to history, changing nothing', async () => {
+      const store = await open();
+      const seeded = await store.seed(SEED_POOLS, { actor: 'config', source: 'seed' });
+      const command = { op: 'switch', to: 'green' };
+      await store.recordRejection(
+        command,
+        { actor: 'cli', source: 'cli', now: '2026-12-01T00:00:00.000Z' },
+        fail('POOL_UNHEALTHY', 'to: pool "green" has no healthy endpoint (0 of 1)'),
+      );
+      expect(store.current()).toEqual(seeded);
+      const [entry] = await store.history(1);
+      expect(entry).toMatchObject({
+        result: 'rejected',
+        revision: null,
+        previousRevision: 1,
+        actor: 'cli',
+        source: 'cli',
+        time: '2026-12-01T00:00:00.000Z',
+        command,
+        reason: { code: 'POOL_UNHEALTHY', message: expect.stringContaining('green') as string },
+      });
     });
 
     it('guards: a live pool cannot change version', async () => {

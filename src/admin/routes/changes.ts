@@ -102,7 +102,13 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       handle: async (ctx) => {
         const { force, ...body } = await readObject(ctx);
         if (force !== undefined && typeof force !== 'boolean') {
-          throw fail('VALIDATION_FAILED', 'force: must be a boolean');
+          const err = fail('VALIDATION_FAILED', 'force: must be a boolean');
+          await deps.store.recordRejection(
+            { ...body, force, op: 'switch' },
+            { actor: ctx.source, source: ctx.source },
+            err,
+          );
+          throw err;
         }
         const to = body.to;
         if (
@@ -112,7 +118,6 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
         ) {
           const health = deps.proxy.poolHealth(to);
           if (health.healthy === 0) {
-            deps.metrics.commandsRejected.inc({ source: ctx.source });
             const err = fail(
               'POOL_UNHEALTHY',
               `to: pool "${to}" has no healthy endpoint (0 of ${health.total}); pass force: true to switch anyway`,
@@ -120,6 +125,12 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
             log.warn(
               { code: err.code, message: err.message, actor: ctx.source, op: 'switch' },
               'command rejected',
+            );
+            // In the audit log like every other refusal (the store also counts it).
+            await deps.store.recordRejection(
+              { ...body, op: 'switch' },
+              { actor: ctx.source, source: ctx.source },
+              err,
             );
             throw err;
           }
