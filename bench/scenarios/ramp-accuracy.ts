@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
 import { canaryWeights } from '../../src/table/weights.js';
-import { createPoolPicker, randomStickyId } from '../../src/table/sticky-hash.js';
+import { createPoolPicker, StickyIdSource } from '../../src/table/sticky-hash.js';
 import { closeAll, type BenchChild } from '../lib/child.js';
 import type { Check, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 import { round } from '../lib/stats.js';
@@ -102,7 +102,8 @@ async function pickThroughProxy(
 export async function runRampAccuracy(ctx: ScenarioContext): Promise<ScenarioResult> {
   const keyCount = ctx.quick ? 50_000 : 100_000;
   const proxiedCount = ctx.quick ? 2_000 : 10_000;
-  const keys = Array.from({ length: keyCount }, () => randomStickyId());
+  const ids = new StickyIdSource();
+  const keys = Array.from({ length: keyCount }, () => ids.next());
 
   const weightsAt = PERCENTS.map((p) => canaryWeights(BASE_WEIGHTS, 'canary', p * 100));
   const picks = weightsAt.map((w) => {

@@ -11,7 +11,7 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
 import type { BurstLog } from '../lib/burst-log.js';
 import type { Metrics } from '../observability/metrics.js';
-import { randomStickyId } from '../table/sticky-hash.js';
+import type { StickyIdSource } from '../table/sticky-hash.js';
 import {
   pickEndpoint,
   type CompiledPool,
@@ -35,6 +35,8 @@ export interface ForwardContext {
   readonly stickySource: 'cookie' | 'header' | 'client-address';
   /** Cookie name, or lower-case header name. */
   readonly stickyName: string;
+  /** New sticky ids for clients without the cookie. */
+  readonly stickyIds: StickyIdSource;
   readonly trustedProxies: ReadonlySet<string>;
   /** sha256 of the override token, or null when overrides are off. */
   readonly overrideDigest: Buffer | null;
@@ -345,7 +347,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       if (ctx.stickySource === 'cookie') {
         key = cookie === undefined ? undefined : readCookie(cookie, ctx.stickyName);
         if (key === undefined || key === '') {
-          key = randomStickyId();
+          key = ctx.stickyIds.next();
           this.setCookie = `${ctx.stickyName}=${key}; Path=/; HttpOnly; SameSite=Lax`;
         }
       } else if (ctx.stickySource === 'header') {

@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import { BurstLog } from '../lib/burst-log.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { RoutingTable } from '../table/types.js';
+import { StickyIdSource } from '../table/sticky-hash.js';
 import { ConnTracker, SHUTDOWN_CLOSE_CODE } from './conn-tracker.js';
 import { Drainer } from './drainer.js';
 import { overrideDigest, ProxyExchange, Routed, type ForwardContext } from './forward.js';
@@ -116,6 +117,7 @@ export class ProxyServer {
     this.#ctx = {
       stickySource: options.stickyKey.source,
       stickyName: options.stickyKey.name,
+      stickyIds: new StickyIdSource(),
       trustedProxies: new Set(options.trustedProxies),
       overrideDigest: overrideDigest(options.overrideToken),
       upstreamHeader: options.upstreamHeader,
