@@ -2,18 +2,21 @@
  * Real redis-server processes for integration tests: each on its own free loopback port, no
  * persistence, killed in teardown. redis-server cannot bind port 0, so we pick a port, spawn,
  * wait for PING and retry on a bind failure. Never the shared 6379 instance.
+ * Also: servers that require a password or ACL users, TLS-only servers with a throwaway CA, and
+ * a Redis Cluster of several masters (each on a port whose bus port, port + 10000, is free).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { connect as tlsConnect } from 'node:tls';
 
 /** A redis-server started by a test. */
 export interface RedisServerHandle {
   readonly port: number;
-  /** `redis://127.0.0.1:<port>` */
+  /** `redis://127.0.0.1:<port>` (`rediss://` when TLS), without credentials. */
   readonly url: string;
   /** SIGTERM and wait for the exit; the port stays reserved for restart(). */
   stop(): Promise<void>;
@@ -27,12 +30,52 @@ export interface RedisServerHandle {
   restart(): Promise<void>;
   /** Kills the server and removes its directory. Idempotent. */
   close(): Promise<void>;
+  /** Runs redis-cli against this server as its admin (the default user's password, TLS). */
+  cli(args: readonly string[], options?: RedisCliOptions): Promise<string>;
+}
+
+/** An ACL user created at start (`user NAME on >PASSWORD RULES...`). */
+export interface RedisAclUser {
+  readonly name: string;
+  readonly password: string;
+  /** ACL rules (default `~* &* +@all`: every key, channel and command). */
+  readonly rules?: readonly string[];
+}
+
+/** PEM files of a throwaway CA and a server certificate for 127.0.0.1 (createTestCertificates). */
+export interface TlsFiles {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
 }
 
 /** Options of startRedisServer. */
 export interface RedisServerOptions {
   /** Extra `--name value` arguments for redis-server. */
   args?: readonly string[];
+  /** Password of the `default` user (`requirepass`). */
+  password?: string;
+  /** ACL users created besides `default`. */
+  users?: readonly RedisAclUser[];
+  /** Serve TLS only (no plain-text port) with these files; clients need not present a cert. */
+  tls?: TlsFiles;
+}
+
+/** Options of redisCli. */
+export interface RedisCliOptions {
+  /** ACL user name (the password then is that user's). */
+  user?: string;
+  /** Password, passed through REDISCLI_AUTH so it is never on a command line. */
+  password?: string;
+  /** `-c`: follow Cluster redirections. */
+  cluster?: boolean;
+  /** Connect with TLS and trust this CA. */
+  tls?: TlsFiles;
+}
+
+/** Thrown when TLS cannot be tested here: redis-server built without TLS, or no openssl. */
+export class TlsUnavailableError extends Error {
+  override readonly name = 'TlsUnavailableError';
 }
 
 const READY_TIMEOUT_MS = 5000;
@@ -46,20 +89,53 @@ process.once('exit', () => {
 });
 
 /** Starts an empty redis-server (no RDB, no AOF) on a free loopback port. */
-export async function startRedisServer(
-  options: RedisServerOptions = {},
+export function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServerHandle> {
+  return launchRedisServer(options, false);
+}
+
+async function launchRedisServer(
+  options: RedisServerOptions,
+  clusterBus: boolean,
 ): Promise<RedisServerHandle> {
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-redis-'));
   let child: ChildProcess | null = null;
   let port = 0;
   let closed: Promise<void> | null = null;
+  const tls = options.tls;
+  const ca = tls === undefined ? undefined : await readFile(tls.caFile, 'utf8');
 
   const spawnOn = async (candidate: number): Promise<ChildProcess | null> => {
+    const listen =
+      tls === undefined
+        ? ['--port', String(candidate)]
+        : [
+            '--port',
+            '0',
+            '--tls-port',
+            String(candidate),
+            '--tls-cert-file',
+            tls.certFile,
+            '--tls-key-file',
+            tls.keyFile,
+            '--tls-ca-cert-file',
+            tls.caFile,
+            '--tls-auth-clients',
+            'no',
+          ];
+    const auth = [
+      ...(options.password !== undefined ? ['--requirepass', options.password] : []),
+      ...(options.users ?? []).flatMap((u) => [
+        '--user',
+        u.name,
+        'on',
+        `>${u.password}`,
+        ...(u.rules ?? ['~*', '&*', '+@all']),
+      ]),
+    ];
     const proc = spawn(
       'redis-server',
       [
-        '--port',
-        String(candidate),
+        ...listen,
         '--bind',
         '127.0.0.1',
         '--save',
@@ -68,21 +144,38 @@ export async function startRedisServer(
         'no',
         '--dir',
         dir,
+        ...auth,
         ...(options.args ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    return waitStarted(proc, candidate);
+    try {
+      return await waitStarted(proc, candidate, ca);
+    } catch (err) {
+      // A build without TLS refuses the tls-* directives (6.x, 7.0), or has no TLS connection
+      // type to listen with (7.2+ built with TLS as a module that is not loaded).
+      const message = (err as Error).message;
+      if (tls !== undefined && /bad directive|not supported|\(tls\), aborting/i.test(message)) {
+        throw new TlsUnavailableError(
+          `this redis-server cannot serve TLS: ${message.slice(0, 300)}`,
+        );
+      }
+      throw err;
+    }
   };
 
-  for (let attempt = 1; child === null; attempt += 1) {
-    const candidate = await pickFreePort();
-    child = await spawnOn(candidate);
-    if (child !== null) port = candidate;
-    else if (attempt >= START_ATTEMPTS) {
-      await rm(dir, { recursive: true, force: true });
-      throw new Error(`redis-server did not start after ${START_ATTEMPTS} attempts`);
+  try {
+    for (let attempt = 1; child === null; attempt += 1) {
+      const candidate = clusterBus ? await pickClusterPort() : await pickFreePort();
+      child = await spawnOn(candidate);
+      if (child !== null) port = candidate;
+      else if (attempt >= START_ATTEMPTS) {
+        throw new Error(`redis-server did not start after ${START_ATTEMPTS} attempts`);
+      }
     }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   }
 
   const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
@@ -102,7 +195,7 @@ export async function startRedisServer(
       return port;
     },
     get url() {
-      return `redis://127.0.0.1:${port}`;
+      return `${tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`;
     },
     stop: () => stopChild('SIGTERM'),
     async kill(signal) {
@@ -134,6 +227,13 @@ export async function startRedisServer(
         await rm(dir, { recursive: true, force: true });
       })();
       return closed;
+    },
+    cli(args, cliOptions = {}) {
+      return redisCli(port, args, {
+        ...(options.password !== undefined ? { password: options.password } : {}),
+        ...(tls !== undefined ? { tls } : {}),
+        ...cliOptions,
+      });
     },
   };
   return handle;
@@ -201,16 +301,206 @@ export async function startSentinel(options: SentinelOptions): Promise<RedisServ
       })();
       return closed;
     },
+    cli: (args, cliOptions) => redisCli(port, args, cliOptions),
   };
 }
 
-/** Runs the real `redis-cli -p PORT args...` and resolves with its trimmed stdout. */
-export function redisCli(port: number, args: readonly string[]): Promise<string> {
+/** A Redis Cluster started by a test: every node a master with a share of the slots. */
+export interface RedisClusterHandle {
+  readonly nodes: readonly RedisServerHandle[];
+  /** `redis+cluster://127.0.0.1:P1?node=127.0.0.1:P2&...` (`rediss+cluster` with TLS). */
+  readonly url: string;
+  /** `redis-cli -c` against the first node, as admin. */
+  cli(args: readonly string[], options?: RedisCliOptions): Promise<string>;
+  /** Resolves once every node reports `cluster_state:ok` and knows all the others. */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Kills every node and removes their directories. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of startRedisCluster. */
+export interface RedisClusterOptions extends Omit<RedisServerOptions, 'args'> {
+  /** Number of masters (default 3, the minimum `redis-cli --cluster create` accepts). */
+  masters?: number;
+}
+
+/** How long the nodes may take to agree that every slot is served. */
+const CLUSTER_READY_TIMEOUT_MS = 10_000;
+
+/**
+ * Starts a Redis Cluster of `masters` masters and no replicas on loopback: each node on a free
+ * port whose bus port (port + 10000) is free too, with its own nodes.conf in its own directory;
+ * `redis-cli --cluster create` assigns the slots, and we wait for `cluster_state:ok` on every
+ * node.
+ */
+export async function startRedisCluster(
+  options: RedisClusterOptions = {},
+): Promise<RedisClusterHandle> {
+  const { masters = 3, ...serverOptions } = options;
+  const nodeOptions: RedisServerOptions = {
+    ...serverOptions,
+    args: [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      ...(options.tls !== undefined ? ['--tls-cluster', 'yes'] : []),
+    ],
+  };
+  const started = await Promise.allSettled(
+    Array.from({ length: masters }, () => launchRedisServer(nodeOptions, true)),
+  );
+  const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  let closed: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closed ??= Promise.all(nodes.map((n) => n.close())).then(() => undefined);
+    return closed;
+  };
+  const waitHealthy = async (timeoutMs = CLUSTER_READY_TIMEOUT_MS): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    const known = new RegExp(`cluster_known_nodes:${masters}\\b`);
+    for (const node of nodes) {
+      for (;;) {
+        const info = await node.cli(['CLUSTER', 'INFO']).catch((err: unknown) => String(err));
+        if (/cluster_state:ok/.test(info) && known.test(info)) break;
+        if (Date.now() > deadline) throw new Error(`cluster not healthy in time: ${info}`);
+        await delay(50);
+      }
+    }
+  };
+  try {
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    const first = nodes[0]!;
+    await first.cli([
+      '--cluster',
+      'create',
+      ...nodes.map((n) => `127.0.0.1:${n.port}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ]);
+    await waitHealthy();
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const [head, ...rest] = nodes.map((n) => `127.0.0.1:${n.port}`);
+  const scheme = options.tls === undefined ? 'redis+cluster' : 'rediss+cluster';
+  return {
+    nodes,
+    url: `${scheme}://${head}${rest.length > 0 ? `?${rest.map((r) => `node=${r}`).join('&')}` : ''}`,
+    cli: (args, cliOptions) => nodes[0]!.cli(args, { cluster: true, ...cliOptions }),
+    waitHealthy,
+    close,
+  };
+}
+
+/** Throwaway CA and server certificate (with its key) in a temp dir; close() removes them. */
+export interface TestCertificates extends TlsFiles {
+  close(): Promise<void>;
+}
+
+/**
+ * Makes a CA and a server certificate for 127.0.0.1/localhost (P-256, valid 2 days) with the
+ * real `openssl`. Throws TlsUnavailableError when openssl is missing.
+ */
+export async function createTestCertificates(): Promise<TestCertificates> {
+  const dir = await mkdtemp(join(tmpdir(), 'switchyard-tls-'));
+  const file = (name: string): string => join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  try {
+    await writeFile(file('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+    await openssl([
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      file('ca.key'),
+      '-out',
+      file('ca.crt'),
+      '-days',
+      '2',
+      '-subj',
+      '/CN=switchyard-test-ca',
+    ]);
+    await openssl([
+      'req',
+      ...ec,
+      '-keyout',
+      file('server.key'),
+      '-out',
+      file('server.csr'),
+      '-subj',
+      '/CN=localhost',
+    ]);
+    await openssl([
+      'x509',
+      '-req',
+      '-in',
+      file('server.csr'),
+      '-CA',
+      file('ca.crt'),
+      '-CAkey',
+      file('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      file('server.crt'),
+      '-days',
+      '2',
+      '-extfile',
+      file('ext.cnf'),
+    ]);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    caFile: file('ca.crt'),
+    certFile: file('server.crt'),
+    keyFile: file('server.key'),
+    close: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+function openssl(args: readonly string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('openssl', args, (err, _stdout, stderr) => {
+      if (err === null) resolve();
+      else if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        reject(new TlsUnavailableError('openssl not found: cannot make test certificates'));
+      } else reject(new Error(`openssl ${args[0]} failed: ${stderr}`, { cause: err }));
+    });
+  });
+}
+
+/**
+ * Runs the real `redis-cli -p PORT args...` and resolves with its trimmed stdout. A password
+ * goes through REDISCLI_AUTH, so it is neither on the command line nor warned about.
+ */
+export function redisCli(
+  port: number,
+  args: readonly string[],
+  options: RedisCliOptions = {},
+): Promise<string> {
+  const flags = [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    ...(options.cluster === true ? ['-c'] : []),
+    ...(options.tls !== undefined ? ['--tls', '--cacert', options.tls.caFile] : []),
+    ...(options.user !== undefined ? ['--user', options.user] : []),
+  ];
+  const env =
+    options.password !== undefined
+      ? { ...process.env, REDISCLI_AUTH: options.password }
+      : undefined;
   return new Promise((resolve, reject) => {
     execFile(
       'redis-cli',
-      ['-h', '127.0.0.1', '-p', String(port), ...args],
-      { maxBuffer: 64 * 1024 * 1024 },
+      [...flags, ...args],
+      { maxBuffer: 64 * 1024 * 1024, ...(env !== undefined ? { env } : {}) },
       (err, stdout, stderr) => {
         if (err) reject(new Error(`redis-cli ${args.join(' ')} failed: ${stderr}`, { cause: err }));
         else resolve(stdout.trim());
@@ -220,7 +510,11 @@ export function redisCli(port: number, args: readonly string[]): Promise<string>
 }
 
 /** Resolves with the spawned process once it answers PING, or null if it exited first. */
-async function waitStarted(proc: ChildProcess, port: number): Promise<ChildProcess | null> {
+async function waitStarted(
+  proc: ChildProcess,
+  port: number,
+  ca?: string,
+): Promise<ChildProcess | null> {
   let output = '';
   proc.stdout?.on('data', (chunk: Buffer) => {
     if (output.length < 8192) output += chunk.toString();
@@ -250,17 +544,23 @@ async function waitStarted(proc: ChildProcess, port: number): Promise<ChildProce
       }
       return null;
     }
-    if (await ping(port)) return proc;
+    if (await ping(port, ca)) return proc;
     await delay(20);
   }
   proc.kill('SIGKILL');
   throw new Error(`redis-server on port ${port} did not answer PING: ${output.slice(0, 2000)}`);
 }
 
-/** One raw RESP PING; true on +PONG. */
-function ping(port: number): Promise<boolean> {
+/**
+ * One raw RESP PING (over TLS trusting `ca` when given); true on +PONG, or on -NOAUTH from a
+ * server that requires a password (it is up and answering).
+ */
+function ping(port: number, ca?: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket =
+      ca === undefined
+        ? connect({ host: '127.0.0.1', port })
+        : tlsConnect({ host: '127.0.0.1', port, ca });
     let reply = '';
     const done = (ok: boolean): void => {
       socket.destroy();
@@ -268,11 +568,34 @@ function ping(port: number): Promise<boolean> {
     };
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.once(ca === undefined ? 'connect' : 'secureConnect', () => socket.write('PING\r\n'));
     socket.on('data', (chunk: Buffer) => {
       reply += chunk.toString();
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || reply.startsWith('-NOAUTH'));
     });
+  });
+}
+
+/** Attempts to find a port whose Cluster bus port (port + 10000) is free as well. */
+const CLUSTER_PORT_ATTEMPTS = 50;
+
+/**
+ * A free port whose bus port (port + 10000, fixed by Redis Cluster) was free a moment ago too;
+ * a race lost on either is a bind failure the caller retries.
+ */
+async function pickClusterPort(): Promise<number> {
+  for (let attempt = 0; attempt < CLUSTER_PORT_ATTEMPTS; attempt += 1) {
+    const port = await pickFreePort();
+    if (port + 10_000 <= 65_535 && (await isPortFree(port + 10_000))) return port;
+  }
+  throw new Error('no free port with a free cluster bus port (port + 10000)');
+}
+
+function isPortFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
