@@ -7,8 +7,10 @@
  * Every client fails fast instead of queueing (see reliability.md §3): no offline queue, no
  * resend of unfulfilled commands after a reconnect, a command timeout, RESP2 (widest support:
  * proxies and managed services that mishandle HELLO 3; replies are identical for us).
+ * Credentials never reach a log line: see redactRedisError.
  */
 import { Cluster, Redis } from 'ioredis';
+import { stdSerializers } from 'pino';
 import type { RedisClient } from './redis-scripts.js';
 
 /** What a client is used for; each role gets its own connection. */
@@ -144,6 +146,80 @@ export function createRedisClient(
         },
       });
   }
+}
+
+/** Commands whose arguments carry credentials (AUTH user pass, HELLO 3 AUTH user pass). */
+const CREDENTIAL_COMMANDS = new Set(['auth', 'hello']);
+
+/**
+ * `err` without credentials. ioredis attaches the failed command and its arguments to a reply
+ * error (`err.command.args`), so a refused AUTH carries the password in clear, and a Cluster
+ * error nests such an error under `lastNodeError`. Returns a copy with those arguments replaced
+ * by `[redacted]` (nested errors too), or `err` itself when it holds none.
+ */
+export function redactRedisError<T>(err: T): T {
+  return redact(err, 0);
+}
+
+function redact<T>(err: T, depth: number): T {
+  if (typeof err !== 'object' || err === null || depth > 4) return err;
+  const source = err as Record<string, unknown>;
+  const replaced = new Map<string, unknown>();
+  const command = source['command'];
+  if (typeof command === 'object' && command !== null) {
+    const { name, args } = command as { name?: unknown; args?: unknown };
+    if (
+      typeof name === 'string' &&
+      CREDENTIAL_COMMANDS.has(name.toLowerCase()) &&
+      Array.isArray(args) &&
+      args.length > 0
+    ) {
+      replaced.set('command', { name, args: ['[redacted]'] });
+    }
+  }
+  for (const key of ['lastNodeError', 'cause']) {
+    const nested = source[key];
+    const clean = redact(nested, depth + 1);
+    if (clean !== nested) replaced.set(key, clean);
+  }
+  const errors = source['errors'];
+  if (Array.isArray(errors)) {
+    const clean = errors.map((e: unknown) => redact(e, depth + 1));
+    if (clean.some((e, i) => e !== errors[i])) replaced.set('errors', clean);
+  }
+  if (replaced.size === 0) return err;
+  const copy = Object.create(Object.getPrototypeOf(err) as object | null) as T;
+  for (const key of Reflect.ownKeys(err)) {
+    const descriptor = Object.getOwnPropertyDescriptor(err, key);
+    if (descriptor === undefined) continue;
+    if (typeof key === 'string' && replaced.has(key)) descriptor.value = replaced.get(key);
+    Object.defineProperty(copy, key, descriptor);
+  }
+  return copy;
+}
+
+/** pino's error serializer after redactRedisError, for every logger of the Redis store. */
+export function serializeRedisError(err: unknown): unknown {
+  return stdSerializers.err(redactRedisError(err) as Error);
+}
+
+/**
+ * Redis's reason when `err` says it refused our credentials (wrong password, unknown or
+ * disabled user, a password required but none given), else null. Looks into a Cluster error's
+ * `lastNodeError`. The reason is Redis's reply text, which never holds the password.
+ */
+export function credentialsRefused(err: unknown): string | null {
+  for (let e = err, depth = 0; typeof e === 'object' && e !== null && depth < 4; depth += 1) {
+    const message = (e as { message?: unknown }).message;
+    if (
+      typeof message === 'string' &&
+      /\b(WRONGPASS|NOAUTH)\b|ERR invalid password/.test(message)
+    ) {
+      return message;
+    }
+    e = (e as { lastNodeError?: unknown }).lastNodeError;
+  }
+  return null;
 }
 
 /** True when the client can take commands now. */

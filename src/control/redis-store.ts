@@ -8,6 +8,8 @@
  * - Outages: every client fails fast (no offline queue, command timeout, no resend), writes
  *   carry a Redis-time deadline so a write delayed by a paused server is dropped, not replayed.
  * - The last good table is kept in `stateFile` and used when Redis is unreachable at start.
+ * - Credentials: Redis refusing them at start fails start(), later it is logged as an error;
+ *   no log line or error cause carries them (see redactRedisError).
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -26,7 +28,14 @@ import type {
   SeedPools,
   StoreStatus,
 } from './control-store.js';
-import { createRedisClient, parseRedisUrl, type RedisRole } from './redis-connection.js';
+import {
+  createRedisClient,
+  credentialsRefused,
+  parseRedisUrl,
+  redactRedisError,
+  serializeRedisError,
+  type RedisRole,
+} from './redis-connection.js';
 import { decodeHistoryReply, encodeHistoryFields } from './redis-history.js';
 import { redisKeys, type RedisKeys } from './redis-keys.js';
 import {
@@ -111,13 +120,18 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   #invalidSeen: string | null = null;
   #fileWrite: Promise<void> = Promise.resolve();
   #closing: Promise<void> | null = null;
+  #refusalLogged = false;
   readonly #connected = new Map<RedisRole, boolean>();
   readonly #everReady = new Set<RedisRole>();
 
   constructor(options: RedisControlStoreOptions) {
     super();
     this.#options = options;
-    this.#log = options.logger.child({ component: 'redis-store' });
+    // The serializer keeps passwords out of every line of the store, its consumer and registry.
+    this.#log = options.logger.child(
+      { component: 'redis-store' },
+      { serializers: { err: serializeRedisError } },
+    );
     this.#metrics = options.metrics;
     this.#keys = redisKeys(options.namespace);
     this.#scripts = new RedisScripts(this.#keys);
@@ -129,7 +143,9 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   /**
    * Connects, loads the table and starts the subscriber, poll, heartbeat and command consumer.
    * Bounded: when Redis does not answer within startTimeoutMs it boots from the state file (if
-   * any) and keeps reconnecting in the background. Throws if called twice.
+   * any) and keeps reconnecting in the background. When Redis refuses the URL's credentials it
+   * throws INVALID_CONFIG instead (a wrong password is not an outage to ride out). Throws if
+   * called twice.
    */
   async start(): Promise<void> {
     if (this.#state !== 'idle') throw new Error('RedisControlStore already started');
@@ -165,6 +181,11 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     subscriber.on('message', (_channel: string, message: string) => this.#onHint(message));
 
     const ready = await waitReady(writer, options.startTimeoutMs ?? 3000);
+    if (typeof ready === 'object') {
+      for (const client of [writer, subscriber, consumerClient]) client.disconnect();
+      this.#setState('closed');
+      throw fail('INVALID_CONFIG', `redis refused the credentials in the URL: ${ready.refused}`);
+    }
     if (ready) await this.#resync();
     if (this.#current === null && this.#bootTable !== null) {
       this.#log.warn(
@@ -683,6 +704,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
       if (this.#everReady.has(role)) this.#metrics?.controlStoreReconnects.inc();
       this.#everReady.add(role);
       this.#connected.set(role, true);
+      this.#refusalLogged = false;
       this.#log.info({ connection: role }, 'redis connection ready');
       void onReady();
     });
@@ -693,10 +715,21 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
       }
       this.#connected.set(role, false);
     });
-    // ioredis reports every failed reconnect as an error event; the transitions above are logged.
-    client.on('error', (err: Error) =>
-      this.#log.debug({ err, connection: role }, 'redis client error'),
-    );
+    // ioredis reports every failed reconnect as an error event; the transitions above are logged,
+    // and so is a refusal of our credentials (once until a connection is ready again): retrying
+    // cannot fix it, an operator must.
+    client.on('error', (err: Error) => {
+      const reason = credentialsRefused(err);
+      if (reason !== null && !this.#refusalLogged) {
+        this.#refusalLogged = true;
+        this.#log.error(
+          { err, connection: role, reason },
+          'redis refused the credentials in the url',
+        );
+      } else {
+        this.#log.debug({ err, connection: role }, 'redis client error');
+      }
+    });
   }
 
   #setUp(up: boolean, err?: unknown): void {
@@ -747,6 +780,8 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   }
 
   async #shutdown(): Promise<void> {
+    // A start() refused by Redis has already disconnected.
+    if (this.#state === 'closed') return;
     if (this.#state === 'idle') {
       this.#setState('closed');
       return;
@@ -788,23 +823,35 @@ function unavailable(cause?: unknown, readOnly = false): SwitchyardError {
   const message = readOnly
     ? 'control store unavailable'
     : 'control store unavailable: the change was not applied';
-  return fail('STORE_UNAVAILABLE', message, { cause });
+  // The cause reaches other components' logs: without credentials.
+  return fail('STORE_UNAVAILABLE', message, { cause: redactRedisError(cause) });
 }
 
-/** Resolves true once `client` is ready, false after `timeoutMs`. */
-function waitReady(client: RedisClient, timeoutMs: number): Promise<boolean> {
+/**
+ * Resolves true once `client` is ready, false after `timeoutMs`, or with Redis's reason as soon
+ * as it refuses the credentials.
+ */
+function waitReady(
+  client: RedisClient,
+  timeoutMs: number,
+): Promise<boolean | { readonly refused: string }> {
   if (client.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      resolve(false);
-    }, timeoutMs);
-    timer.unref();
-    const onReady = (): void => {
+    const finish = (outcome: boolean | { readonly refused: string }): void => {
       clearTimeout(timer);
-      resolve(true);
+      client.off('ready', onReady);
+      client.off('error', onError);
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    timer.unref();
+    const onReady = (): void => finish(true);
+    const onError = (err: unknown): void => {
+      const refused = credentialsRefused(err);
+      if (refused !== null) finish({ refused });
     };
     client.once('ready', onReady);
+    client.on('error', onError);
   });
 }
 

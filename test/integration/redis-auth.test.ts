@@ -1,0 +1,360 @@
+/**
+ * Redis that requires credentials, and Redis over TLS, with real servers and the real product:
+ * replicas authenticated as an ACL user (limited to `switchyard:*` keys and channels) or with the
+ * default user's password converge; a wrong password fails start-up at once with Redis's reason;
+ * credentials revoked while running are reported; and no log line, error or output ever holds a
+ * password. TLS (`rediss://` and `rediss+cluster://`) runs real proxy processes trusting a
+ * throwaway CA through NODE_EXTRA_CA_CERTS, and is skipped when this redis-server or machine
+ * cannot do TLS.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { isSwitchyardError } from '../../src/errors.js';
+import { eventually } from '../helpers/eventually.js';
+import { createLogCollector } from '../helpers/log-collector.js';
+import {
+  createTestCertificates,
+  startRedisCluster,
+  startRedisServer,
+  TlsUnavailableError,
+  type RedisServerHandle,
+  type TestCertificates,
+} from '../helpers/redis-server.js';
+import { startReference, type TestReference } from '../helpers/reference.js';
+import { startApp, type TestApp } from '../helpers/start-app.js';
+
+const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
+/**
+ * The ACL user's password (`:`, `@`, `/` and `%` percent-encoded in URLs), the default user's,
+ * a wrong one and a rotated one: none may appear in any log, raw or encoded.
+ */
+const ACL_SECRET = 'acl:Secret@7f3a/9c%1e';
+const DEFAULT_SECRET = 'default-Secret-2b8e41d0';
+const WRONG_SECRET = 'wrong-Secret-d45e0a77';
+const ROTATED_SECRET = 'rotated-Secret-93c1b5aa';
+const SECRETS = [ACL_SECRET, DEFAULT_SECRET, WRONG_SECRET, ROTATED_SECRET].flatMap((s) => [
+  s,
+  encodeURIComponent(s),
+]);
+/** The ACL user Switchyard logs in as: our keys and channels only. */
+const ACL_USER = {
+  name: 'switchyard',
+  password: ACL_SECRET,
+  rules: ['~switchyard:*', '&switchyard:*', '+@all'],
+};
+
+const closers: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+beforeAll(() => {
+  if (!existsSync(MAIN))
+    throw new Error(`${MAIN} is missing: run \`npm run build\` (npm test does)`);
+});
+
+function expectNoSecret(lines: readonly unknown[]): void {
+  const text = lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');
+  for (const secret of SECRETS) expect(text).not.toContain(secret);
+}
+
+async function authServer(): Promise<RedisServerHandle> {
+  const redis = await startRedisServer({ password: DEFAULT_SECRET, users: [ACL_USER] });
+  closers.push(() => redis.close());
+  return redis;
+}
+
+async function upstreams(): Promise<{
+  blue: TestReference;
+  green: TestReference;
+  pools: Array<{ name: string; version: string; endpoints: string[] }>;
+}> {
+  const blue = await startReference({ pool: 'blue', version: 'b1b1b1b' });
+  const green = await startReference({ pool: 'green', version: 'a2a2a2a' });
+  closers.push(
+    () => blue.close(),
+    () => green.close(),
+  );
+  return {
+    blue,
+    green,
+    pools: [
+      { name: 'blue', version: 'b1b1b1b', endpoints: [blue.url] },
+      { name: 'green', version: 'a2a2a2a', endpoints: [green.url] },
+    ],
+  };
+}
+
+async function startTestApp(config: Record<string, unknown>, replicaId: string): Promise<TestApp> {
+  const app = await startApp({ logLevel: 'debug', ...config }, { replicaId });
+  closers.push(() => app.close());
+  return app;
+}
+
+async function upstreamOf(proxyUrl: string): Promise<string | null> {
+  const res = await fetch(`${proxyUrl}/`);
+  await res.arrayBuffer();
+  return res.headers.get('x-switchyard-upstream');
+}
+
+async function post(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; body: { revision?: number; error?: { code: string } } }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return {
+    status: res.status,
+    body: (await res.json()) as { revision?: number; error?: { code: string } },
+  };
+}
+
+describe('redis with a password or an ACL user', () => {
+  it('replicas logged in as an ACL user and with the default password converge', async () => {
+    const redis = await authServer();
+    const { pools } = await upstreams();
+    const common = { namespace: 'auth', pools };
+    const acl = await startTestApp(
+      {
+        ...common,
+        redis: `redis://${ACL_USER.name}:${encodeURIComponent(ACL_SECRET)}@127.0.0.1:${redis.port}`,
+      },
+      'acl',
+    );
+    const byPassword = await startTestApp(
+      { ...common, redis: `redis://:${DEFAULT_SECRET}@127.0.0.1:${redis.port}/0` },
+      'password',
+    );
+
+    const res = await post(`${acl.adminUrl}/v1/switch?wait=all&timeout=5s`, { to: 'green' });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    for (const app of [acl, byPassword])
+      expect(await upstreamOf(app.proxyUrl)).toBe('green@a2a2a2a');
+    const back = await post(`${byPassword.adminUrl}/v1/switch?wait=all&timeout=5s`, { to: 'blue' });
+    expect(back.status, JSON.stringify(back.body)).toBe(200);
+    for (const app of [acl, byPassword])
+      expect(await upstreamOf(app.proxyUrl)).toBe('blue@b1b1b1b');
+
+    // Each replica really is logged in as the user its URL names.
+    const clients = await redis.cli(['CLIENT', 'LIST']);
+    const userOf = (name: string): string | undefined =>
+      new RegExp(`name=${name} .*?user=(\\S+)`).exec(clients)?.[1];
+    expect(userOf('switchyard:acl:writer')).toBe('switchyard');
+    expect(userOf('switchyard:password:writer')).toBe('default');
+    expectNoSecret([...acl.logs, ...byPassword.logs]);
+  });
+
+  it("a wrong password fails start-up at once, naming Redis's reason and never the password", async () => {
+    const redis = await authServer();
+    const { pools } = await upstreams();
+    const { stream, logs } = createLogCollector();
+    const started = Date.now();
+    let error: unknown;
+    try {
+      const app = await startApp(
+        {
+          namespace: 'auth',
+          pools,
+          logLevel: 'debug',
+          redis: `redis://${ACL_USER.name}:${WRONG_SECRET}@127.0.0.1:${redis.port}`,
+        },
+        { logStream: stream, replicaId: 'wrong' },
+      );
+      closers.push(() => app.close());
+    } catch (err) {
+      error = err;
+    }
+    // Well under the 3 s a store waits for an unreachable Redis before booting without it.
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(isSwitchyardError(error, 'INVALID_CONFIG'), String(error)).toBe(true);
+    expect((error as Error).message).toMatch(/redis refused the credentials in the URL: WRONGPASS/);
+    const refusal = logs.find((l) => l.msg === 'redis refused the credentials in the url');
+    expect(refusal?.level).toBe(50);
+    expect(String(refusal?.reason)).toMatch(/^WRONGPASS/);
+    expectNoSecret([...logs, (error as Error).message, (error as Error).stack]);
+    // Nothing was written with the wrong credentials, and nothing is left connected.
+    expect(await redis.cli(['KEYS', 'switchyard:*'])).toBe('');
+    expect(await redis.cli(['CLIENT', 'LIST'])).not.toMatch(/name=switchyard:wrong/);
+
+    // The real process: exit code 2 and the reason on stderr, the password nowhere.
+    const child = spawn(
+      process.execPath,
+      [
+        MAIN,
+        'proxy',
+        '--listen',
+        '127.0.0.1:0',
+        '--admin-listen',
+        '127.0.0.1:0',
+        '--namespace',
+        'auth',
+        '--redis',
+        `redis://:${WRONG_SECRET}@127.0.0.1:${redis.port}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug' },
+      },
+    );
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(2);
+    expect(output).toMatch(/cannot start: redis refused the credentials in the URL: WRONGPASS/);
+    expectNoSecret([output]);
+  });
+
+  it('credentials revoked while running: routing goes on, the refusal is logged once, and the replica recovers', async () => {
+    const redis = await authServer();
+    const { pools } = await upstreams();
+    const app = await startTestApp(
+      {
+        namespace: 'auth',
+        pools,
+        redis: `redis://${ACL_USER.name}:${encodeURIComponent(ACL_SECRET)}@127.0.0.1:${redis.port}`,
+      },
+      'rotated',
+    );
+    const refusals = (): number =>
+      app.logs.filter((l) => l.msg === 'redis refused the credentials in the url').length;
+
+    await redis.cli(['ACL', 'SETUSER', ACL_USER.name, 'resetpass', `>${ROTATED_SECRET}`]);
+    await redis.cli(['CLIENT', 'KILL', 'USER', ACL_USER.name]);
+    await eventually(() => expect(refusals()).toBe(1), { timeoutMs: 5000, intervalMs: 50 });
+    const refused = await post(`${app.adminUrl}/v1/switch`, { to: 'green' });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error?.code).toBe('STORE_UNAVAILABLE');
+    expect(await upstreamOf(app.proxyUrl)).toBe('blue@b1b1b1b');
+
+    await redis.cli(['ACL', 'SETUSER', ACL_USER.name, 'resetpass', `>${ACL_SECRET}`]);
+    // Reconnects back off up to 2 s.
+    const res = await eventually(
+      async () => {
+        const r = await post(`${app.adminUrl}/v1/switch`, { to: 'green' });
+        expect(r.status).toBe(200);
+        return r;
+      },
+      { timeoutMs: 8000, intervalMs: 100 },
+    );
+    expect(res.body.revision).toBe(2);
+    expect(await upstreamOf(app.proxyUrl)).toBe('green@a2a2a2a');
+    expect(refusals()).toBe(1);
+    expectNoSecret(app.logs);
+  });
+});
+
+describe('redis over TLS', () => {
+  it.for(['rediss://', 'rediss+cluster://'])(
+    '%s: two proxy processes trusting a private CA through NODE_EXTRA_CA_CERTS converge',
+    async (scheme, ctx) => {
+      let certs: TestCertificates;
+      let cli: (args: string[]) => Promise<string>;
+      let url: string;
+      const auth = `${ACL_USER.name}:${encodeURIComponent(ACL_SECRET)}@`;
+      try {
+        certs = await createTestCertificates();
+        closers.push(() => certs.close());
+        const options = { tls: certs, password: DEFAULT_SECRET, users: [ACL_USER] };
+        if (scheme === 'rediss://') {
+          const redis = await startRedisServer(options);
+          closers.push(() => redis.close());
+          url = `rediss://${auth}127.0.0.1:${redis.port}`;
+          cli = (args) => redis.cli(args);
+        } else {
+          const cluster = await startRedisCluster(options);
+          closers.push(() => cluster.close());
+          url = cluster.url.replace('rediss+cluster://', `rediss+cluster://${auth}`);
+          cli = (args) => cluster.cli(args);
+        }
+      } catch (err) {
+        if (err instanceof TlsUnavailableError) return ctx.skip(err.message);
+        throw err;
+      }
+      const { blue, green } = await upstreams();
+      const env = {
+        PATH: process.env.PATH ?? '',
+        NODE_EXTRA_CA_CERTS: certs.caFile,
+        LOG_LEVEL: 'debug',
+      };
+      const args = [
+        '--namespace',
+        'tls',
+        '--redis',
+        url,
+        '--pool',
+        `blue=b1b1b1b@${blue.url}`,
+        '--pool',
+        `green=a2a2a2a@${green.url}`,
+      ];
+      const [one, two] = await Promise.all([spawnProxy(args, env), spawnProxy(args, env)]);
+
+      const res = await post(`${one.adminUrl}/v1/switch?wait=all&timeout=5s`, { to: 'green' });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      for (const p of [one, two]) expect(await upstreamOf(p.proxyUrl)).toBe('green@a2a2a2a');
+      // The servers have no plain-text port: this state went over TLS.
+      expect(await cli(['GET', 'switchyard:{tls}:state'])).toContain('"revision":2');
+      expectNoSecret([...one.output(), ...two.output()]);
+    },
+  );
+});
+
+interface SpawnedProxy {
+  readonly proxyUrl: string;
+  readonly adminUrl: string;
+  /** Everything the process wrote so far, stdout and stderr. */
+  output(): string[];
+}
+
+/**
+ * `node dist/src/main.js proxy` with its own environment (NODE_EXTRA_CA_CERTS is read once at
+ * process start, so a private CA cannot be trusted from inside this test process).
+ */
+async function spawnProxy(args: readonly string[], env: NodeJS.ProcessEnv): Promise<SpawnedProxy> {
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'proxy', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'], env },
+  );
+  const exited = once(child, 'exit');
+  closers.push(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await exited;
+  });
+  const chunks: string[] = [];
+  child.stderr.on('data', (c: Buffer) => chunks.push(c.toString()));
+  const started = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    let pending = '';
+    const timer = setTimeout(
+      () => reject(new Error(`proxy did not start in 15 s: ${chunks.join('')}`)),
+      15_000,
+    );
+    child.stdout.on('data', (c: Buffer) => {
+      chunks.push(c.toString());
+      pending += c.toString();
+      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        if (!line.includes('"switchyard started"')) continue;
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`proxy exited at start: ${chunks.join('')}`));
+    });
+  });
+  const port = (key: string): number => (started[key] as { port: number }).port;
+  return {
+    proxyUrl: `http://127.0.0.1:${port('listen')}`,
+    adminUrl: `http://127.0.0.1:${port('admin')}`,
+    output: () => chunks,
+  };
+}
