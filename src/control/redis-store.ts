@@ -180,13 +180,23 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     writer.on('close', () => this.#setUp(false));
     subscriber.on('message', (_channel: string, message: string) => this.#onHint(message));
 
-    const ready = await waitReady(writer, options.startTimeoutMs ?? 3000);
-    if (typeof ready === 'object') {
+    const startTimeoutMs = options.startTimeoutMs ?? 3000;
+    const first = await waitReady(writer, startTimeoutMs);
+    if (first.outcome === 'refused') {
       for (const client of [writer, subscriber, consumerClient]) client.disconnect();
       this.#setState('closed');
-      throw fail('INVALID_CONFIG', `redis refused the credentials in the URL: ${ready.refused}`);
+      throw fail('INVALID_CONFIG', `redis refused the credentials in the URL: ${first.reason}`);
     }
-    if (ready) await this.#resync();
+    if (first.outcome === 'ready') {
+      await this.#resync();
+    } else {
+      // The store starts "down", so no transition would say so: an operator must see why a
+      // replica is not ready (or routes with its state file) without turning on debug logs.
+      this.#log.warn(
+        { waitedMs: startTimeoutMs, lastError: first.lastError },
+        'control store unreachable at start: retrying in the background',
+      );
+    }
     if (this.#current === null && this.#bootTable !== null) {
       this.#log.warn(
         { revision: this.#bootTable.revision, stateFile: options.stateFile },
@@ -831,24 +841,30 @@ function unavailable(cause?: unknown, readOnly = false): SwitchyardError {
  * Resolves true once `client` is ready, false after `timeoutMs`, or with Redis's reason as soon
  * as it refuses the credentials.
  */
-function waitReady(
-  client: RedisClient,
-  timeoutMs: number,
-): Promise<boolean | { readonly refused: string }> {
-  if (client.status === 'ready') return Promise.resolve(true);
+/** How the first connection went: ready, credentials refused, or no answer in time. */
+type FirstConnection =
+  | { readonly outcome: 'ready' }
+  | { readonly outcome: 'refused'; readonly reason: string }
+  | { readonly outcome: 'timeout'; readonly lastError: string | undefined };
+
+function waitReady(client: RedisClient, timeoutMs: number): Promise<FirstConnection> {
+  if (client.status === 'ready') return Promise.resolve({ outcome: 'ready' });
   return new Promise((resolve) => {
-    const finish = (outcome: boolean | { readonly refused: string }): void => {
+    let lastError: string | undefined;
+    const finish = (result: FirstConnection): void => {
       clearTimeout(timer);
       client.off('ready', onReady);
       client.off('error', onError);
-      resolve(outcome);
+      resolve(result);
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
+    const timer = setTimeout(() => finish({ outcome: 'timeout', lastError }), timeoutMs);
     timer.unref();
-    const onReady = (): void => finish(true);
+    const onReady = (): void => finish({ outcome: 'ready' });
     const onError = (err: unknown): void => {
       const refused = credentialsRefused(err);
-      if (refused !== null) finish({ refused });
+      if (refused !== null) finish({ outcome: 'refused', reason: refused });
+      // ioredis messages name the address and the errno (ECONNREFUSED, ETIMEDOUT), never the URL.
+      else lastError = err instanceof Error ? err.message : String(err);
     };
     client.once('ready', onReady);
     client.on('error', onError);

@@ -245,6 +245,14 @@ describe('redis outages', () => {
     expect(performance.now() - started).toBeLessThan(1500);
     expect(lonely.store.current()).toBeNull();
     expect(lonely.store.status().up).toBe(false);
+    // Said at warn level with the reason, not only in debug lines.
+    expect(lonely.logs).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        msg: 'control store unreachable at start: retrying in the background',
+        lastError: expect.stringContaining('ECONNREFUSED') as string,
+      }),
+    );
     await redis.restart();
     await eventually(() => expect(lonely.store.status().up).toBe(true), { timeoutMs: 8000 });
     const seeded = await lonely.store.seed(SEED_POOLS, { actor: 'config', source: 'seed' });
