@@ -117,6 +117,8 @@ describe('redis outages', () => {
       },
       { timeoutMs: 8000 },
     );
+    // The other replica may have re-seeded before this one's writer reconnected.
+    await eventually(() => expect(a!.store.status().up).toBe(true), { timeoutMs: 8000 });
     const history = await a!.store.history(10);
     expect(history).toHaveLength(1);
     expect(history[0]).toMatchObject({
