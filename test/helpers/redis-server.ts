@@ -2,8 +2,8 @@
  * Real redis-server processes for integration tests: each on its own free loopback port, no
  * persistence, killed in teardown. redis-server cannot bind port 0, so we pick a port, spawn,
  * wait for PING and retry on a bind failure. Never the shared 6379 instance.
- * Also: servers that require a password or ACL users, TLS-only servers with a throwaway CA, and
- * a Redis Cluster of several masters (each on a port whose bus port, port + 10000, is free).
+ * Also: servers that require a password or ACL users, TLS-only servers (certificates from
+ * tls-certs.ts), Sentinels, and redisCli. A Redis Cluster is in redis-cluster.ts.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
+import { TlsUnavailableError, type TlsFiles } from './tls-certs.js';
 
 /** A redis-server started by a test. */
 export interface RedisServerHandle {
@@ -42,13 +43,6 @@ export interface RedisAclUser {
   readonly rules?: readonly string[];
 }
 
-/** PEM files of a throwaway CA and a server certificate for 127.0.0.1 (createTestCertificates). */
-export interface TlsFiles {
-  readonly caFile: string;
-  readonly certFile: string;
-  readonly keyFile: string;
-}
-
 /** Options of startRedisServer. */
 export interface RedisServerOptions {
   /** Extra `--name value` arguments for redis-server. */
@@ -59,6 +53,11 @@ export interface RedisServerOptions {
   users?: readonly RedisAclUser[];
   /** Serve TLS only (no plain-text port) with these files; clients need not present a cert. */
   tls?: TlsFiles;
+  /**
+   * Picks the candidate port of each start attempt (default pickFreePort); a Redis Cluster node
+   * needs its bus port, port + 10000, free as well.
+   */
+  pickPort?: () => Promise<number>;
 }
 
 /** Options of redisCli. */
@@ -73,11 +72,6 @@ export interface RedisCliOptions {
   tls?: TlsFiles;
 }
 
-/** Thrown when TLS cannot be tested here: redis-server built without TLS, or no openssl. */
-export class TlsUnavailableError extends Error {
-  override readonly name = 'TlsUnavailableError';
-}
-
 const READY_TIMEOUT_MS = 5000;
 const START_ATTEMPTS = 5;
 
@@ -89,13 +83,8 @@ process.once('exit', () => {
 });
 
 /** Starts an empty redis-server (no RDB, no AOF) on a free loopback port. */
-export function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServerHandle> {
-  return launchRedisServer(options, false);
-}
-
-async function launchRedisServer(
-  options: RedisServerOptions,
-  clusterBus: boolean,
+export async function startRedisServer(
+  options: RedisServerOptions = {},
 ): Promise<RedisServerHandle> {
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-redis-'));
   let child: ChildProcess | null = null;
@@ -166,7 +155,7 @@ async function launchRedisServer(
 
   try {
     for (let attempt = 1; child === null; attempt += 1) {
-      const candidate = clusterBus ? await pickClusterPort() : await pickFreePort();
+      const candidate = await (options.pickPort ?? pickFreePort)();
       child = await spawnOn(candidate);
       if (child !== null) port = candidate;
       else if (attempt >= START_ATTEMPTS) {
@@ -180,14 +169,8 @@ async function launchRedisServer(
 
   const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
     const proc = child;
-    if (proc === null) return;
     child = null;
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    // A stopped process only handles SIGTERM once continued.
-    proc.kill('SIGCONT');
-    proc.kill(signal);
-    await exited;
+    if (proc !== null) await stopProcess(proc, signal);
   };
 
   const handle: RedisServerHandle = {
@@ -278,13 +261,8 @@ export async function startSentinel(options: SentinelOptions): Promise<RedisServ
   }
   const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
     const proc = child;
-    if (proc === null) return;
     child = null;
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    proc.kill('SIGCONT');
-    proc.kill(signal);
-    await exited;
+    if (proc !== null) await stopProcess(proc, signal);
   };
   return {
     port,
@@ -303,175 +281,6 @@ export async function startSentinel(options: SentinelOptions): Promise<RedisServ
     },
     cli: (args, cliOptions) => redisCli(port, args, cliOptions),
   };
-}
-
-/** A Redis Cluster started by a test: every node a master with a share of the slots. */
-export interface RedisClusterHandle {
-  readonly nodes: readonly RedisServerHandle[];
-  /** `redis+cluster://127.0.0.1:P1?node=127.0.0.1:P2&...` (`rediss+cluster` with TLS). */
-  readonly url: string;
-  /** `redis-cli -c` against the first node, as admin. */
-  cli(args: readonly string[], options?: RedisCliOptions): Promise<string>;
-  /** Resolves once every node reports `cluster_state:ok` and knows all the others. */
-  waitHealthy(timeoutMs?: number): Promise<void>;
-  /** Kills every node and removes their directories. Idempotent. */
-  close(): Promise<void>;
-}
-
-/** Options of startRedisCluster. */
-export interface RedisClusterOptions extends Omit<RedisServerOptions, 'args'> {
-  /** Number of masters (default 3, the minimum `redis-cli --cluster create` accepts). */
-  masters?: number;
-}
-
-/** How long the nodes may take to agree that every slot is served. */
-const CLUSTER_READY_TIMEOUT_MS = 10_000;
-
-/**
- * Starts a Redis Cluster of `masters` masters and no replicas on loopback: each node on a free
- * port whose bus port (port + 10000) is free too, with its own nodes.conf in its own directory;
- * `redis-cli --cluster create` assigns the slots, and we wait for `cluster_state:ok` on every
- * node.
- */
-export async function startRedisCluster(
-  options: RedisClusterOptions = {},
-): Promise<RedisClusterHandle> {
-  const { masters = 3, ...serverOptions } = options;
-  const nodeOptions: RedisServerOptions = {
-    ...serverOptions,
-    args: [
-      '--cluster-enabled',
-      'yes',
-      '--cluster-config-file',
-      'nodes.conf',
-      ...(options.tls !== undefined ? ['--tls-cluster', 'yes'] : []),
-    ],
-  };
-  const started = await Promise.allSettled(
-    Array.from({ length: masters }, () => launchRedisServer(nodeOptions, true)),
-  );
-  const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-  let closed: Promise<void> | null = null;
-  const close = (): Promise<void> => {
-    closed ??= Promise.all(nodes.map((n) => n.close())).then(() => undefined);
-    return closed;
-  };
-  const waitHealthy = async (timeoutMs = CLUSTER_READY_TIMEOUT_MS): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    const known = new RegExp(`cluster_known_nodes:${masters}\\b`);
-    for (const node of nodes) {
-      for (;;) {
-        const info = await node.cli(['CLUSTER', 'INFO']).catch((err: unknown) => String(err));
-        if (/cluster_state:ok/.test(info) && known.test(info)) break;
-        if (Date.now() > deadline) throw new Error(`cluster not healthy in time: ${info}`);
-        await delay(50);
-      }
-    }
-  };
-  try {
-    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
-    const first = nodes[0]!;
-    await first.cli([
-      '--cluster',
-      'create',
-      ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      '--cluster-replicas',
-      '0',
-      '--cluster-yes',
-    ]);
-    await waitHealthy();
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  const [head, ...rest] = nodes.map((n) => `127.0.0.1:${n.port}`);
-  const scheme = options.tls === undefined ? 'redis+cluster' : 'rediss+cluster';
-  return {
-    nodes,
-    url: `${scheme}://${head}${rest.length > 0 ? `?${rest.map((r) => `node=${r}`).join('&')}` : ''}`,
-    cli: (args, cliOptions) => nodes[0]!.cli(args, { cluster: true, ...cliOptions }),
-    waitHealthy,
-    close,
-  };
-}
-
-/** Throwaway CA and server certificate (with its key) in a temp dir; close() removes them. */
-export interface TestCertificates extends TlsFiles {
-  close(): Promise<void>;
-}
-
-/**
- * Makes a CA and a server certificate for 127.0.0.1/localhost (P-256, valid 2 days) with the
- * real `openssl`. Throws TlsUnavailableError when openssl is missing.
- */
-export async function createTestCertificates(): Promise<TestCertificates> {
-  const dir = await mkdtemp(join(tmpdir(), 'switchyard-tls-'));
-  const file = (name: string): string => join(dir, name);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  try {
-    await writeFile(file('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-    await openssl([
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      file('ca.key'),
-      '-out',
-      file('ca.crt'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=switchyard-test-ca',
-    ]);
-    await openssl([
-      'req',
-      ...ec,
-      '-keyout',
-      file('server.key'),
-      '-out',
-      file('server.csr'),
-      '-subj',
-      '/CN=localhost',
-    ]);
-    await openssl([
-      'x509',
-      '-req',
-      '-in',
-      file('server.csr'),
-      '-CA',
-      file('ca.crt'),
-      '-CAkey',
-      file('ca.key'),
-      '-CAcreateserial',
-      '-out',
-      file('server.crt'),
-      '-days',
-      '2',
-      '-extfile',
-      file('ext.cnf'),
-    ]);
-  } catch (err) {
-    await rm(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    caFile: file('ca.crt'),
-    certFile: file('server.crt'),
-    keyFile: file('server.key'),
-    close: () => rm(dir, { recursive: true, force: true }),
-  };
-}
-
-function openssl(args: readonly string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile('openssl', args, (err, _stdout, stderr) => {
-      if (err === null) resolve();
-      else if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        reject(new TlsUnavailableError('openssl not found: cannot make test certificates'));
-      } else reject(new Error(`openssl ${args[0]} failed: ${stderr}`, { cause: err }));
-    });
-  });
 }
 
 /**
@@ -507,6 +316,16 @@ export function redisCli(
       },
     );
   });
+}
+
+/** Sends `signal` to a process unless it already exited, and waits for the exit. */
+async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  // A stopped process only handles SIGTERM once continued.
+  proc.kill('SIGCONT');
+  proc.kill(signal);
+  await exited;
 }
 
 /** Resolves with the spawned process once it answers PING, or null if it exited first. */
@@ -576,31 +395,8 @@ function ping(port: number, ca?: string): Promise<boolean> {
   });
 }
 
-/** Attempts to find a port whose Cluster bus port (port + 10000) is free as well. */
-const CLUSTER_PORT_ATTEMPTS = 50;
-
-/**
- * A free port whose bus port (port + 10000, fixed by Redis Cluster) was free a moment ago too;
- * a race lost on either is a bind failure the caller retries.
- */
-async function pickClusterPort(): Promise<number> {
-  for (let attempt = 0; attempt < CLUSTER_PORT_ATTEMPTS; attempt += 1) {
-    const port = await pickFreePort();
-    if (port + 10_000 <= 65_535 && (await isPortFree(port + 10_000))) return port;
-  }
-  throw new Error('no free port with a free cluster bus port (port + 10000)');
-}
-
-function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** A port that was free a moment ago (the caller must handle losing the race). */
-function pickFreePort(): Promise<number> {
+/** A loopback port that was free a moment ago (the caller must handle losing the race). */
+export function pickFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

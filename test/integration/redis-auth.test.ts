@@ -15,16 +15,15 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isSwitchyardError } from '../../src/errors.js';
 import { eventually } from '../helpers/eventually.js';
 import { createLogCollector } from '../helpers/log-collector.js';
-import {
-  createTestCertificates,
-  startRedisCluster,
-  startRedisServer,
-  TlsUnavailableError,
-  type RedisServerHandle,
-  type TestCertificates,
-} from '../helpers/redis-server.js';
+import { startRedisCluster } from '../helpers/redis-cluster.js';
+import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { startReference, type TestReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
+import {
+  createTestCertificates,
+  TlsUnavailableError,
+  type TestCertificates,
+} from '../helpers/tls-certs.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 /**

@@ -11,7 +11,7 @@ import { RedisControlStore } from '../../src/control/redis-store.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { HistoryEntry } from '../../src/table/types.js';
 import { eventually } from '../helpers/eventually.js';
-import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-server.js';
+import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-cluster.js';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 import { controlStoreContract } from './control-store-contract.js';
