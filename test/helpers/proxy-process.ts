@@ -1,10 +1,13 @@
 /**
  * A real `switchyard proxy` process (`node dist/src/main.js proxy`, built by `npm test`'s pretest
  * or `npm run build`) on loopback ports chosen by the OS, for signal, shutdown and memory tests.
- * Always call kill() in afterEach: it is idempotent and waits for the exit.
+ * Always call kill() in afterEach: it is idempotent and waits for the exit. runProxy() is for a
+ * process expected to fail at start: it waits for the exit and returns the output.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 
@@ -21,14 +24,40 @@ export interface ProxyProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILLs the process if still running and waits for it. */
   kill(): Promise<void>;
+  /** What the process wrote to stdout so far (JSON log lines and anything else). */
+  stdout(): string;
   /** What the process wrote to stderr so far. */
   stderr(): string;
 }
 
-/** Spawns `node [nodeArgs] dist/src/main.js proxy <args>` and waits for "switchyard started". */
-export async function spawnProxy(args: string[], nodeArgs: string[] = []): Promise<ProxyProcess> {
+/** Options of spawnProxy and runProxy. */
+export interface ProxyProcessOptions {
+  /**
+   * Extra environment variables over `{ PATH }`, the only variable the child gets otherwise
+   * (e.g. NODE_EXTRA_CA_CERTS, which Node reads once at process start, or LOG_LEVEL).
+   */
+  env?: Readonly<Record<string, string>>;
+}
+
+/** How a proxy process ended, and everything it wrote. */
+export interface ProxyExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/**
+ * Spawns `node [nodeArgs] dist/src/main.js proxy --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0
+ * <args>` with stdout and stderr piped.
+ */
+function spawnMain(
+  args: readonly string[],
+  nodeArgs: readonly string[],
+  options: ProxyProcessOptions,
+): ChildProcessByStdio<null, Readable, Readable> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
-  const child = spawn(
+  return spawn(
     process.execPath,
     [
       ...nodeArgs,
@@ -40,9 +69,42 @@ export async function spawnProxy(args: string[], nodeArgs: string[] = []): Promi
       '127.0.0.1:0',
       ...args,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '' } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '', ...options.env } },
   );
+}
+
+/**
+ * Runs the proxy until it exits on its own (a start-up failure) and resolves with its exit code
+ * and output. A proxy still running after 15 s (it started after all) is SIGKILLed, so the
+ * result then has signal `SIGKILL`.
+ */
+export async function runProxy(
+  args: readonly string[],
+  options: ProxyProcessOptions = {},
+): Promise<ProxyExit> {
+  const child = spawnMain(args, [], options);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  try {
+    const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+    return { code, signal, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Spawns `node [nodeArgs] dist/src/main.js proxy <args>` and waits for "switchyard started". */
+export async function spawnProxy(
+  args: readonly string[],
+  nodeArgs: readonly string[] = [],
+  options: ProxyProcessOptions = {},
+): Promise<ProxyProcess> {
+  const child = spawnMain(args, nodeArgs, options);
   const logs: Array<Record<string, unknown>> = [];
+  let stdout = '';
   let stderr = '';
   let pending = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -53,6 +115,7 @@ export async function spawnProxy(args: string[], nodeArgs: string[] = []): Promi
   void exited.then(() => (done = true));
   const started = new Promise<Record<string, unknown>>((resolve, reject) => {
     child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
       pending += c.toString();
       let nl: number;
       while ((nl = pending.indexOf('\n')) >= 0) {
@@ -102,6 +165,7 @@ export async function spawnProxy(args: string[], nodeArgs: string[] = []): Promi
     logs,
     exited,
     kill,
+    stdout: () => stdout,
     stderr: () => stderr,
   };
 }

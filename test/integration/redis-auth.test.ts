@@ -7,14 +7,11 @@
  * throwaway CA through NODE_EXTRA_CA_CERTS, and is skipped when this redis-server or machine
  * cannot do TLS.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { isSwitchyardError } from '../../src/errors.js';
 import { eventually } from '../helpers/eventually.js';
 import { createLogCollector } from '../helpers/log-collector.js';
+import { runProxy, spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { startReference, type TestReference } from '../helpers/reference.js';
@@ -25,7 +22,6 @@ import {
   type TestCertificates,
 } from '../helpers/tls-certs.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 /**
  * The ACL user's password (`:`, `@`, `/` and `%` percent-encoded in URLs), the default user's,
  * a wrong one and a rotated one: none may appear in any log, raw or encoded.
@@ -48,10 +44,6 @@ const ACL_USER = {
 const closers: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
-});
-beforeAll(() => {
-  if (!existsSync(MAIN))
-    throw new Error(`${MAIN} is missing: run \`npm run build\` (npm test does)`);
 });
 
 function expectNoSecret(lines: readonly unknown[]): void {
@@ -181,32 +173,15 @@ describe('redis with a password or an ACL user', () => {
     expect(await redis.cli(['CLIENT', 'LIST'])).not.toMatch(/name=switchyard:wrong/);
 
     // The real process: exit code 2 and the reason on stderr, the password nowhere.
-    const child = spawn(
-      process.execPath,
-      [
-        MAIN,
-        'proxy',
-        '--listen',
-        '127.0.0.1:0',
-        '--admin-listen',
-        '127.0.0.1:0',
-        '--namespace',
-        'auth',
-        '--redis',
-        `redis://:${WRONG_SECRET}@127.0.0.1:${redis.port}`,
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'debug' },
-      },
+    const run = await runProxy(
+      ['--namespace', 'auth', '--redis', `redis://:${WRONG_SECRET}@127.0.0.1:${redis.port}`],
+      { env: { LOG_LEVEL: 'debug' } },
     );
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(code).toBe(2);
-    expect(output).toMatch(/cannot start: redis refused the credentials in the URL: WRONGPASS/);
-    expectNoSecret([output]);
+    expect(run.code).toBe(2);
+    expect(`${run.stdout}${run.stderr}`).toMatch(
+      /cannot start: redis refused the credentials in the URL: WRONGPASS/,
+    );
+    expectNoSecret([run.stdout, run.stderr]);
   });
 
   it('credentials revoked while running: routing goes on, the refusal is logged once, and the replica recovers', async () => {
@@ -276,11 +251,9 @@ describe('redis over TLS', () => {
         throw err;
       }
       const { blue, green } = await upstreams();
-      const env = {
-        PATH: process.env.PATH ?? '',
-        NODE_EXTRA_CA_CERTS: certs.caFile,
-        LOG_LEVEL: 'debug',
-      };
+      // NODE_EXTRA_CA_CERTS is read once at process start, so a private CA cannot be trusted
+      // from inside this test process.
+      const env = { NODE_EXTRA_CA_CERTS: certs.caFile, LOG_LEVEL: 'debug' };
       const args = [
         '--namespace',
         'tls',
@@ -291,69 +264,22 @@ describe('redis over TLS', () => {
         '--pool',
         `green=a2a2a2a@${green.url}`,
       ];
-      const [one, two] = await Promise.all([spawnProxy(args, env), spawnProxy(args, env)]);
+      const start = async (): Promise<ProxyProcess> => {
+        const proc = await spawnProxy(args, [], { env });
+        closers.push(() => proc.kill());
+        return proc;
+      };
+      // Both start at once; wait for both so one that started is killed even if the other failed.
+      const starting = [start(), start()] as const;
+      await Promise.allSettled(starting);
+      const [one, two] = await Promise.all(starting);
 
       const res = await post(`${one.adminUrl}/v1/switch?wait=all&timeout=5s`, { to: 'green' });
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       for (const p of [one, two]) expect(await upstreamOf(p.proxyUrl)).toBe('green@a2a2a2a');
       // The servers have no plain-text port: this state went over TLS.
       expect(await cli(['GET', 'switchyard:{tls}:state'])).toContain('"revision":2');
-      expectNoSecret([...one.output(), ...two.output()]);
+      expectNoSecret([one.stdout(), one.stderr(), two.stdout(), two.stderr()]);
     },
   );
 });
-
-interface SpawnedProxy {
-  readonly proxyUrl: string;
-  readonly adminUrl: string;
-  /** Everything the process wrote so far, stdout and stderr. */
-  output(): string[];
-}
-
-/**
- * `node dist/src/main.js proxy` with its own environment (NODE_EXTRA_CA_CERTS is read once at
- * process start, so a private CA cannot be trusted from inside this test process).
- */
-async function spawnProxy(args: readonly string[], env: NodeJS.ProcessEnv): Promise<SpawnedProxy> {
-  const child = spawn(
-    process.execPath,
-    [MAIN, 'proxy', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'], env },
-  );
-  const exited = once(child, 'exit');
-  closers.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGKILL');
-    await exited;
-  });
-  const chunks: string[] = [];
-  child.stderr.on('data', (c: Buffer) => chunks.push(c.toString()));
-  const started = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let pending = '';
-    const timer = setTimeout(
-      () => reject(new Error(`proxy did not start in 15 s: ${chunks.join('')}`)),
-      15_000,
-    );
-    child.stdout.on('data', (c: Buffer) => {
-      chunks.push(c.toString());
-      pending += c.toString();
-      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-        const line = pending.slice(0, nl);
-        pending = pending.slice(nl + 1);
-        if (!line.includes('"switchyard started"')) continue;
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
-    void exited.then(() => {
-      clearTimeout(timer);
-      reject(new Error(`proxy exited at start: ${chunks.join('')}`));
-    });
-  });
-  const port = (key: string): number => (started[key] as { port: number }).port;
-  return {
-    proxyUrl: `http://127.0.0.1:${port('listen')}`,
-    adminUrl: `http://127.0.0.1:${port('admin')}`,
-    output: () => chunks,
-  };
-}
