@@ -1,10 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parsePoolFlag } from '../../../src/config/load.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'switchyard-config-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 function file(name: string, text: string): string {
   const path = join(tmp, name);
   writeFileSync(path, text);
