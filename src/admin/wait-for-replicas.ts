@@ -38,7 +38,11 @@ export function parseWaitQuery(query: URLSearchParams): { timeoutMs: number } | 
 
 /**
  * Polls the store's replica list until every live replica is at `revision` or later. Rejects
- * with REPLICAS_LAGGING (504, `lagging`: ids) at the deadline, or when `signal` aborts.
+ * with REPLICAS_LAGGING (504, `lagging`: ids) at the deadline, or when `signal` aborts. The change
+ * is already stored when this runs, so a failure to read the replica list (Redis paused, a
+ * damaged key) never becomes a 503 "refused": it is retried until the deadline and then reported
+ * as REPLICAS_LAGGING with `replicasUnknown` (an operator who retried a 503 would apply the
+ * change twice).
  */
 export async function waitForReplicas(
   store: ControlStore,
@@ -47,12 +51,26 @@ export async function waitForReplicas(
   signal: AbortSignal,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let lagging: string[] = [];
+  let unreadable: string | null = null;
   for (;;) {
-    const replicas = await store.replicas();
-    const lagging = replicas.filter((r) => r.live && r.revision < revision).map((r) => r.id);
-    if (lagging.length === 0) return;
+    try {
+      const replicas = await store.replicas();
+      lagging = replicas.filter((r) => r.live && r.revision < revision).map((r) => r.id);
+      unreadable = null;
+      if (lagging.length === 0) return;
+    } catch (err) {
+      unreadable = err instanceof Error ? err.message : String(err);
+    }
     const remainingMs = deadline - Date.now();
     if (remainingMs <= 0 || signal.aborted) {
+      if (unreadable !== null) {
+        throw fail(
+          'REPLICAS_LAGGING',
+          `revision ${revision} was stored, but the replica list could not be read within ${timeoutMs} ms (${unreadable}): whether every replica applied it is unknown`,
+          { details: { lagging, revision, replicasUnknown: true } },
+        );
+      }
       throw fail(
         'REPLICAS_LAGGING',
         `revision ${revision} was stored, but ${lagging.length} live replica(s) had not applied it within ${timeoutMs} ms`,

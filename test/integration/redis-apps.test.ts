@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { startRedisServer } from '../helpers/redis-server.js';
+import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 
@@ -26,7 +26,7 @@ beforeAll(() => {
 
 interface Answer {
   revision?: number;
-  error?: { code: string; message: string; lagging?: string[] };
+  error?: { code: string; message: string; lagging?: string[]; replicasUnknown?: boolean };
 }
 
 async function post(url: string, body: unknown): Promise<{ status: number; body: Answer }> {
@@ -45,7 +45,12 @@ async function replicaIds(adminUrl: string): Promise<Array<{ id: string; live: b
   return body.replicas;
 }
 
-async function world(): Promise<{ apps: TestApp[]; redisUrl: string; pools: string[] }> {
+async function world(): Promise<{
+  apps: TestApp[];
+  redis: RedisServerHandle;
+  redisUrl: string;
+  pools: string[];
+}> {
   const redis = await startRedisServer();
   closers.push(() => redis.close());
   const blue = await startReference({ pool: 'blue', version: 'b1b1b1b' });
@@ -71,7 +76,48 @@ async function world(): Promise<{ apps: TestApp[]; redisUrl: string; pools: stri
     closers.push(() => app.close());
     apps.push(app);
   }
-  return { apps, redisUrl: redis.url, pools };
+  return { apps, redis, redisUrl: redis.url, pools };
+}
+
+/**
+ * Starts one more replica as a real process, waits until the others list it as live, then
+ * SIGSTOPs it: its heartbeat stays fresh for a while but it applies nothing. Resolves with its id.
+ */
+async function stoppedReplica(a: TestApp, redisUrl: string, pools: string[]): Promise<string> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      MAIN,
+      'proxy',
+      '--listen',
+      '127.0.0.1:0',
+      '--admin-listen',
+      '127.0.0.1:0',
+      '--redis',
+      redisUrl,
+      '--namespace',
+      'apps',
+      ...pools.flatMap((p) => ['--pool', p]),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
+  );
+  closers.push(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  });
+  const known = new Set(['app-0', 'app-1', 'app-2']);
+  const stranger = await eventually(
+    async () => {
+      const other = (await replicaIds(a.adminUrl)).find((r) => !known.has(r.id) && r.live);
+      expect(other).toBeDefined();
+      return other!.id;
+    },
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
+  child.kill('SIGSTOP');
+  return stranger;
 }
 
 describe('replicas behind one Redis', () => {
@@ -95,39 +141,7 @@ describe('replicas behind one Redis', () => {
   it('?wait=all times out with 504 REPLICAS_LAGGING naming a stopped replica', async () => {
     const { apps, redisUrl, pools } = await world();
     const a = apps[0] as TestApp;
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [
-        MAIN,
-        'proxy',
-        '--listen',
-        '127.0.0.1:0',
-        '--admin-listen',
-        '127.0.0.1:0',
-        '--redis',
-        redisUrl,
-        '--namespace',
-        'apps',
-        ...pools.flatMap((p) => ['--pool', p]),
-      ],
-      { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
-    );
-    closers.push(async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    });
-    const known = new Set(['app-0', 'app-1', 'app-2']);
-    const stranger = await eventually(
-      async () => {
-        const other = (await replicaIds(a.adminUrl)).find((r) => !known.has(r.id) && r.live);
-        expect(other).toBeDefined();
-        return other!.id;
-      },
-      { timeoutMs: 15_000, intervalMs: 100 },
-    );
-    child.kill('SIGSTOP');
+    const stranger = await stoppedReplica(a, redisUrl, pools);
     const started = Date.now();
     const res = await post(`${a.adminUrl}/v1/canary?wait=all&timeout=1s`, {
       percent: 10,
@@ -142,5 +156,29 @@ describe('replicas behind one Redis', () => {
     for (const app of apps) {
       await eventually(() => expect(app.app.feed.current()?.weights.green).toBe(1000));
     }
+  });
+
+  it('?wait=all when Redis stops answering after the change was stored: 504, never 503', async () => {
+    // A 503 says "refused, nothing applied": an operator would retry and apply the change twice.
+    const { apps, redis, redisUrl, pools } = await world();
+    const a = apps[0] as TestApp;
+    await stoppedReplica(a, redisUrl, pools);
+    const answer = post(`${a.adminUrl}/v1/canary?wait=all&timeout=2s`, {
+      percent: 20,
+      pool: 'green',
+    });
+    // Stored and applied by the running replicas, then Redis freezes while the wait polls.
+    await eventually(() => expect(a.app.feed.current()?.weights.green).toBe(2000));
+    redis.pause();
+    let res;
+    try {
+      res = await answer;
+    } finally {
+      redis.resume();
+    }
+    expect(res.status, JSON.stringify(res.body)).toBe(504);
+    expect(res.body.error?.code).toBe('REPLICAS_LAGGING');
+    expect(res.body.error?.message).toMatch(/was stored/);
+    expect(res.body.error?.replicasUnknown).toBe(true);
   });
 });
