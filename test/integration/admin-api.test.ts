@@ -797,6 +797,9 @@ describe('admin API: OpenAPI document', () => {
     expect(doc.paths['/healthz']?.get?.security).toEqual([]);
     expect(doc.paths['/v1/state']?.get?.security).toEqual([{ bearer: [] }]);
     expect(doc.paths['/v1/switch']?.post?.responses).toHaveProperty('409');
+    // Reads from the control store answer 503 while it is unreachable (Redis down).
+    expect(doc.paths['/v1/history']?.get?.responses).toHaveProperty('503');
+    expect(doc.paths['/v1/replicas']?.get?.responses).toHaveProperty('503');
   });
 
   it('request schemas accept what the store accepts', async () => {

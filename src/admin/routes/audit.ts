@@ -22,7 +22,8 @@ export function auditRoutes(deps: AdminDeps): Route[] {
           schema: { type: 'integer', minimum: 1, maximum: MAX_HISTORY_LIMIT },
         },
       ],
-      errors: [400],
+      // 503: read from the control store, which may be unreachable (Redis down).
+      errors: [400, 503],
       response: historySchema,
       handle: async ({ query }) => {
         const limit = parseLimit(query.get('limit'));
@@ -41,6 +42,7 @@ export function auditRoutes(deps: AdminDeps): Route[] {
       path: '/v1/replicas',
       auth: 'token',
       summary: 'Replicas following this namespace, with their applied revision and liveness',
+      errors: [503],
       response: replicasSchema,
       handle: async () => ({ status: 200, json: { replicas: await deps.store.replicas() } }),
     },
