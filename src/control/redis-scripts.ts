@@ -101,10 +101,18 @@ return {'ok', id}
 /**
  * KEYS: replicas. ARGV: replicaId, appliedRevision, staleMs.
  * Records `<revision> <heartbeatMs>` stamped with Redis time (one clock for every replica) and
- * drops entries not refreshed for staleMs or unreadable. Returns nowMs.
+ * drops entries not refreshed for staleMs or unreadable. The registry holds only heartbeats that
+ * every replica rewrites each second, so a key of another type (written by hand) is replaced.
+ * Returns {nowMs, the replaced key's type or ''}.
  */
 const HEARTBEAT = script(`${TOKEN_LUA}
 local now = nowMs()
+local kind = redis.call('TYPE', KEYS[1])['ok']
+local replaced = ''
+if kind ~= 'hash' and kind ~= 'none' then
+  redis.call('DEL', KEYS[1])
+  replaced = kind
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. now)
 local all = redis.call('HGETALL', KEYS[1])
 local stale = tonumber(ARGV[3])
@@ -112,12 +120,16 @@ for i = 1, #all, 2 do
   local at = tonumber(string.match(all[i + 1], '^%d+ (%d+)$'))
   if at == nil or now - at > stale then redis.call('HDEL', KEYS[1], all[i]) end
 end
-return now
+return {now, replaced}
 `);
 
-/** KEYS: replicas. Returns {nowMs, field, value, field, value...}. */
+/**
+ * KEYS: replicas. Returns {nowMs, field, value, field, value...}; no entries while the key has
+ * another type (the next heartbeat replaces it).
+ */
 const LIST_REPLICAS = script(`${TOKEN_LUA}
 local out = {nowMs()}
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return out end
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all do out[#out + 1] = all[i] end
 return out
@@ -238,10 +250,15 @@ export class RedisScripts {
     replicaId: string,
     revision: number,
     staleMs: number,
-  ): Promise<number> {
-    return Number(
-      await run(client, HEARTBEAT, [this.#keys.replicas], [replicaId, revision, staleMs]),
+  ): Promise<{ nowMs: number; replacedType: string }> {
+    const reply = await run(
+      client,
+      HEARTBEAT,
+      [this.#keys.replicas],
+      [replicaId, revision, staleMs],
     );
+    if (!Array.isArray(reply)) throw new Error('unexpected reply to heartbeat');
+    return { nowMs: Number(reply[0]), replacedType: String(reply[1] ?? '') };
   }
 
   /** Redis time and the raw registry entries. */

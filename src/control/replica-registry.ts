@@ -98,7 +98,18 @@ export class ReplicaRegistry {
   async #send(): Promise<void> {
     const { client, scripts, replicaId, appliedRevision, logger } = this.#options;
     try {
-      await scripts.heartbeat(client, replicaId, appliedRevision(), STALE_REPLICA_MS);
+      const { replacedType } = await scripts.heartbeat(
+        client,
+        replicaId,
+        appliedRevision(),
+        STALE_REPLICA_MS,
+      );
+      if (replacedType !== '') {
+        logger.warn(
+          { replacedType },
+          'replica registry key had the wrong type (written by hand?): replaced with a fresh registry',
+        );
+      }
       if (this.#failing) logger.debug('replica heartbeat restored');
       this.#failing = false;
     } catch (err) {

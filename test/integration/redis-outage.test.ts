@@ -198,6 +198,26 @@ describe('redis outages', () => {
     await converged([a!, b!], 3);
   });
 
+  it('a replica registry key of the wrong type is replaced by the next heartbeat; the store stays up', async () => {
+    const redis = await server();
+    const [a, b] = await replicas(redis, ['a', 'b']);
+    await a!.store.seed(SEED_POOLS, { actor: 'config', source: 'seed' });
+    const key = 'switchyard:{outage}:replicas';
+    await eventually(async () => expect(await a!.store.replicas()).toHaveLength(2));
+    await redisCli(redis.port, ['SET', key, 'written by hand']);
+    // Listing never fails on it (no 503, no "store down"), and the heartbeats rebuild the registry.
+    await eventually(async () => {
+      expect((await a!.store.replicas()).map((r) => r.id).sort()).toEqual(['a', 'b']);
+      expect(await redisCli(redis.port, ['TYPE', key])).toBe('hash');
+    });
+    expect(a!.store.status().up).toBe(true);
+    expect(b!.store.status().up).toBe(true);
+    const replaced = [...a!.logs, ...b!.logs].filter(
+      (l) => l['level'] === 40 && l['replacedType'] === 'string',
+    );
+    expect(replaced.length).toBeGreaterThanOrEqual(1);
+  });
+
   it('boots from the state file when redis is unreachable at start, then re-seeds redis from it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'switchyard-state-'));
     opened.push({ close: () => rm(dir, { recursive: true, force: true }) });
