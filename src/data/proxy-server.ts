@@ -164,6 +164,17 @@ export class ProxyServer {
         socket.destroy();
       }
     });
+    // CONNECT (a forward-proxy tunnel) is never served: answer 405 like any refusal, instead of
+    // Node's default of dropping the connection without a word.
+    this.#server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+      const body = JSON.stringify({
+        error: { code: 'METHOD_NOT_ALLOWED', message: 'CONNECT: this is a reverse proxy' },
+      });
+      socket.end(
+        'HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Type: application/json\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    });
     this.#upgrades = new UpgradeRelay(this.#ctx, this.connections, {
       handshakeTimeout: options.connectTimeout + options.upstreamTimeout,
     });

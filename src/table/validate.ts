@@ -30,8 +30,8 @@ const COMMAND_OPS = ['set-pool', 'remove-pool', 'weights', 'canary', 'switch', '
 
 /**
  * True for an immutable version: a lowercase hex git SHA of 7..40 characters or an OCI digest
- * `sha256:<64 lowercase hex>`. Uppercase hex is not accepted (the parsers reject it with
- * VALIDATION_FAILED "must be lowercase" rather than MUTABLE_VERSION, since it is a typo, not a tag).
+ * `sha256:<64 lowercase hex>`. Uppercase hex is not accepted; like every other rejected version
+ * it fails with MUTABLE_VERSION (SPEC §2), with a "must be lowercase" hint in the message.
  */
 export function isImmutableVersion(v: string): boolean {
   return GIT_SHA_PATTERN.test(v) || OCI_DIGEST_PATTERN.test(v);
@@ -280,7 +280,8 @@ export function parseTable(input: unknown): RoutingTable {
 /**
  * Validates one pool's version and endpoints (shared by commands, seeds and stored tables).
  * `prefix` is prepended to the field names (`pools.blue` → `pools.blue.version`); a version that
- * is not immutable fails with `mutableCode`. Endpoints are normalised to their origin.
+ * is not immutable (uppercase hex included) fails with `mutableCode`. Endpoints are normalised to
+ * their origin.
  */
 export function parsePoolSpecFields(
   version: string,
@@ -294,7 +295,7 @@ export function parsePoolSpecFields(
   }
   if (!isImmutableVersion(version)) {
     if (version.length <= MAX_ECHO_LENGTH && isImmutableVersion(version.toLowerCase())) {
-      throw fail('VALIDATION_FAILED', `${at}version: ${JSON.stringify(version)} must be lowercase`);
+      throw fail(mutableCode, `${at}version: ${JSON.stringify(version)} must be lowercase`);
     }
     throw fail(
       mutableCode,

@@ -345,6 +345,16 @@ describe('admin API: changes', () => {
       'MUTABLE_VERSION',
       'version',
     );
+    // Uppercase hex is rejected like any other version SPEC §2 refuses, with a precise message.
+    expectError(
+      await call(world, 'PUT', '/v1/pools/green', {
+        version: 'ABCDEF1',
+        endpoints: ['http://127.0.0.1:5'],
+      }),
+      400,
+      'MUTABLE_VERSION',
+      'version: "ABCDEF1" must be lowercase',
+    );
     expectError(
       await call(world, 'PUT', '/v1/pools/blue', {
         version: 'fffffff',

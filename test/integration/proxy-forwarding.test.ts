@@ -183,6 +183,17 @@ describe('proxy forwarding', () => {
     expect(seen.host).toBe('example.test');
   });
 
+  test('answers CONNECT with 405 JSON and closes (no tunnel through a reverse proxy)', async () => {
+    const { p, blue } = await world();
+    const target = new URL(blue.url).host;
+    const res = await rawExchange(p.port, `CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`);
+    expect(res.status).toBe(405);
+    expect(res.headers.connection).toBe('close');
+    expect(JSON.parse(res.body)).toEqual({
+      error: { code: 'METHOD_NOT_ALLOWED', message: expect.stringContaining('CONNECT') as string },
+    });
+  });
+
   test('strips hop-by-hop response headers, including those named in Connection', async () => {
     const { p, agent } = await world();
     const r = await request(`${p.url}/hop-headers`, { dispatcher: agent });

@@ -327,6 +327,11 @@ describe('createSeedTable', () => {
       'pools.blue: named twice',
     );
     expectError(
+      () => createSeedTable([{ name: 'blue', version: 'ABCDEF1', endpoints: ['http://b'] }], META),
+      'MUTABLE_VERSION',
+      'pools.blue.version: "ABCDEF1" must be lowercase',
+    );
+    expectError(
       () => createSeedTable([{ name: 'blue', version: 'stable', endpoints: ['http://b'] }], META),
       'MUTABLE_VERSION',
       /^pools\.blue\.version: "stable" is not an immutable identifier/,

@@ -272,7 +272,6 @@ describe('parseCommandInput: VALIDATION_FAILED', () => {
       'endpoints[1]: duplicate of endpoints[0] (http://h)',
     ],
     ['version not a string', setPool({ version: 1234567 }), 'version: must be a string'],
-    ['version uppercase', setPool({ version: '3F2C9E1' }), 'version: "3F2C9E1" must be lowercase'],
   ])('%s', (_name, input, message) => {
     expectError(() => parseCommandInput(input), V, message);
   });
@@ -289,6 +288,21 @@ describe('parseCommandInput: MUTABLE_VERSION', () => {
       );
     },
   );
+  // SPEC §2: every rejected version is MUTABLE_VERSION; uppercase hex keeps a precise hint.
+  it.each([
+    'ABCDEF1',
+    '3F2C9E1',
+    '3f2C9e1',
+    'A'.repeat(40),
+    `sha256:${'AB'.repeat(32)}`,
+    `SHA256:${'ab'.repeat(32)}`,
+  ])('%s (uppercase hex)', (version) => {
+    expectError(
+      () => parseCommandInput(setPool({ version })),
+      'MUTABLE_VERSION',
+      `version: ${JSON.stringify(version)} must be lowercase`,
+    );
+  });
   it('truncates a huge version in the message', () => {
     expectError(
       () => parseCommandInput(setPool({ version: 'x'.repeat(100_000) })),
@@ -366,6 +380,12 @@ describe('parseTable', () => {
       'mutable version',
       { ...good, pools: { ...good.pools, blue: { version: 'latest', endpoints: ['http://a'] } } },
       /^pools\.blue\.version: "latest" is not an immutable/,
+    ],
+    [
+      // A stored table is corrupt data, not a request: VALIDATION_FAILED for every bad version.
+      'uppercase version',
+      { ...good, pools: { ...good.pools, blue: { version: 'ABCDEF1', endpoints: ['http://a'] } } },
+      'pools.blue.version: "ABCDEF1" must be lowercase',
     ],
     [
       'bad endpoint',
