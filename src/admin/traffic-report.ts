@@ -64,11 +64,11 @@ export function buildTrafficReport(
   const names = [...Object.keys(weights)];
   for (const name of Object.keys(counts)) if (!names.includes(name)) names.push(name);
   let total = 0;
-  for (const name of names) total += counts[name] ?? 0;
+  for (const name of names) total += ownNumber(counts, name);
   const pools: Record<string, PoolTraffic> = {};
   for (const name of names) {
-    const requests = counts[name] ?? 0;
-    const weight = weights[name] ?? 0;
+    const requests = ownNumber(counts, name);
+    const weight = ownNumber(weights, name);
     const configuredShare = weight / TOTAL_BASIS_POINTS;
     const interval = total > 0 ? wilsonInterval(requests, total) : null;
     const skewed =
@@ -85,4 +85,12 @@ export function buildTrafficReport(
     };
   }
   return { windowMs, total, revision: table?.revision ?? null, pools };
+}
+
+/**
+ * `record[name]`, or 0 when it is not an own key: pool names such as `constructor` would
+ * otherwise find `Object.prototype` members.
+ */
+function ownNumber(record: Readonly<Record<string, number>>, name: string): number {
+  return Object.hasOwn(record, name) ? (record[name] ?? 0) : 0;
 }

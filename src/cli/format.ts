@@ -47,7 +47,9 @@ export function formatStatus(state: StateAnswer, traffic: TrafficReport | null):
     ['POOL', 'VERSION', 'WEIGHT', `OBSERVED (${windowS}s)`, 'REQUESTS', 'ENDPOINTS'],
   ];
   for (const [name, pool] of Object.entries(table.pools)) {
-    const seen = traffic?.pools[name];
+    // Own keys only: a pool named `constructor` must not find Object.prototype's.
+    const seen =
+      traffic !== null && Object.hasOwn(traffic.pools, name) ? traffic.pools[name] : undefined;
     const observed =
       seen === undefined || traffic === null || traffic.total === 0
         ? '-'
@@ -55,7 +57,7 @@ export function formatStatus(state: StateAnswer, traffic: TrafficReport | null):
     rows.push([
       name,
       pool.version,
-      formatPercent(table.weights[name] ?? 0),
+      formatPercent(Object.hasOwn(table.weights, name) ? (table.weights[name] ?? 0) : 0),
       observed,
       String(seen?.requests ?? 0),
       pool.endpoints.join(','),

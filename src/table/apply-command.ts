@@ -62,7 +62,7 @@ export function applyCommand(
   switch (checked.op) {
     case 'set-pool': {
       const existing = Object.hasOwn(pools, checked.pool) ? pools[checked.pool] : undefined;
-      const weightBp = weights[checked.pool] ?? 0;
+      const weightBp = weightOf(weights, checked.pool);
       if (existing !== undefined && weightBp > 0 && existing.version !== checked.version) {
         throw fail(
           'POOL_LIVE',
@@ -77,7 +77,7 @@ export function applyCommand(
     }
     case 'remove-pool': {
       requirePool(pools, checked.pool, 'pool');
-      const weightBp = weights[checked.pool] ?? 0;
+      const weightBp = weightOf(weights, checked.pool);
       if (weightBp > 0) {
         throw fail(
           'POOL_LIVE',
@@ -90,7 +90,7 @@ export function applyCommand(
     }
     case 'weights': {
       for (const name of Object.keys(checked.weights)) requirePool(pools, name, `weights.${name}`);
-      for (const name of Object.keys(weights)) weights[name] = checked.weights[name] ?? 0;
+      for (const name of Object.keys(weights)) weights[name] = weightOf(checked.weights, name);
       break;
     }
     case 'canary': {
@@ -156,6 +156,14 @@ function requirePool(pools: Readonly<Record<string, PoolSpec>>, name: string, fi
   }
 }
 
+/**
+ * The weight of `name` in basis points, 0 when it has none. Pool names may be `constructor` and
+ * the like, so plain indexing (`weights[name] ?? 0`) would return an `Object.prototype` member.
+ */
+function weightOf(weights: Readonly<Record<string, number>>, name: string): number {
+  return Object.hasOwn(weights, name) ? (weights[name] ?? 0) : 0;
+}
+
 /** A fresh deep-frozen table: pools and their endpoints are copied, weights follow pool order. */
 function buildTable(
   stamp: { revision: number; updatedAt: string; updatedBy: string },
@@ -166,7 +174,7 @@ function buildTable(
   const ownWeights: Record<string, number> = {};
   for (const [name, spec] of Object.entries(pools)) {
     ownPools[name] = { version: spec.version, endpoints: [...spec.endpoints] };
-    ownWeights[name] = weights[name] ?? 0;
+    ownWeights[name] = weightOf(weights, name);
   }
   return freezeTable({ ...stamp, pools: ownPools, weights: ownWeights });
 }

@@ -11,12 +11,6 @@ import { TOTAL_BASIS_POINTS, type Command, type PoolSpec, type RoutingTable } fr
 /** Pool names (SPEC §2). */
 export const POOL_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 
-/**
- * Names that match the pattern but would collide with `Object.prototype` members when used as
- * keys of plain objects (`weights.constructor`): refused everywhere.
- */
-const RESERVED_POOL_NAMES: ReadonlySet<string> = new Set(['constructor', 'prototype']);
-
 const GIT_SHA_PATTERN = /^[0-9a-f]{7,40}$/;
 const OCI_DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
@@ -37,9 +31,13 @@ export function isImmutableVersion(v: string): boolean {
   return GIT_SHA_PATTERN.test(v) || OCI_DIGEST_PATTERN.test(v);
 }
 
-/** True for a valid pool name: matches POOL_NAME_PATTERN and is not a reserved object key. */
+/**
+ * True for a valid pool name (POOL_NAME_PATTERN). Names such as `constructor` and `prototype` are
+ * valid, so a record keyed by pool name is only ever read through an own-property check
+ * (`Object.hasOwn`), never by plain indexing, which would find `Object.prototype` members.
+ */
 export function isPoolName(name: string): boolean {
-  return POOL_NAME_PATTERN.test(name) && !RESERVED_POOL_NAMES.has(name);
+  return POOL_NAME_PATTERN.test(name);
 }
 
 /** The result of parseCommandInput: the validated command and its envelope fields. */
@@ -55,7 +53,7 @@ export interface ParsedCommandInput {
 
 const poolNameSchema = z
   .string({ error: 'must be a string' })
-  .refine(isPoolName, { error: `must match ${POOL_NAME_PATTERN.source} (and not be reserved)` });
+  .refine(isPoolName, { error: `must match ${POOL_NAME_PATTERN.source}` });
 const plainObjectSchema = z.custom<Record<string, unknown>>(isPlainObject, {
   error: 'must be a JSON object mapping pool names to numbers',
 });

@@ -537,6 +537,45 @@ describe('admin API: changes', () => {
     expectError(await call(world, 'POST', '/v1/switch', {}), 400, 'VALIDATION_FAILED', 'to');
   });
 
+  it('pools named constructor and prototype work; Object.prototype names are never found', async () => {
+    const world = await startWorld();
+    // What the real proxy answers for a pool it does not route to: a false hit on
+    // `pools.toString` used to turn the answer into 409 POOL_UNHEALTHY.
+    world.health.set('toString', { healthy: 0, total: 0 });
+    expectError(
+      await call(world, 'POST', '/v1/switch', { to: 'constructor' }),
+      404,
+      'UNKNOWN_POOL',
+      'constructor',
+    );
+    for (const name of ['constructor', 'prototype']) {
+      const put = await call(world, 'PUT', `/v1/pools/${name}`, {
+        version: 'ddddddd',
+        endpoints: ['http://127.0.0.1:4'],
+      });
+      expect(put.status).toBe(200);
+      expect(put.body.weights[name]).toBe(0);
+    }
+    const switched = await call(world, 'POST', '/v1/switch', { to: 'constructor' });
+    expect(switched.status).toBe(200);
+    expect(switched.body).toMatchObject({
+      revision: 4,
+      weights: { blue: 0, green: 0, canary: 0, constructor: 10000, prototype: 0 },
+    });
+    // toString is not a valid pool name (SPEC §2): refused by validation, not found by lookup.
+    expectError(
+      await call(world, 'POST', '/v1/switch', { to: 'toString' }),
+      400,
+      'VALIDATION_FAILED',
+      'to',
+    );
+    const traffic = await call(world, 'GET', '/v1/traffic');
+    expect(traffic.body).toMatchObject({ total: 0, revision: 4 });
+    expect(traffic.body.pools.constructor).toMatchObject({ requests: 0, weight: 10000 });
+    expect(traffic.body.pools.prototype).toMatchObject({ requests: 0, weight: 0 });
+    expect(world.store.current()?.revision).toBe(4);
+  });
+
   it('POST /v1/rollback walks back through every change, never forward, then NOTHING_TO_UNDO', async () => {
     const world = await startWorld();
     const seed = world.store.current() as RoutingTable;

@@ -114,7 +114,7 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
         if (
           force !== true &&
           typeof to === 'string' &&
-          deps.store.current()?.pools[to] !== undefined
+          Object.hasOwn(deps.store.current()?.pools ?? {}, to)
         ) {
           const health = deps.proxy.poolHealth(to);
           if (health.healthy === 0) {

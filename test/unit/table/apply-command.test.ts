@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { applyCommand, createSeedTable } from '../../../src/table/apply-command.js';
-import type { Command, RoutingTable } from '../../../src/table/types.js';
+import type { Command, HistoryEntry, RoutingTable } from '../../../src/table/types.js';
 import { expectError } from './expect-error.js';
-import { META, makeTable, SHA_BLUE, SHA_GREEN } from './make-table.js';
+import { appliedEntry, META, makeTable, SHA_BLUE, SHA_GREEN } from './make-table.js';
 
 const apply = (current: RoutingTable | null, command: Command) =>
   applyCommand(current, command, META, []).table;
@@ -279,6 +279,115 @@ describe('applyCommand', () => {
         'expectRevision: expected revision 1 but the table is at revision 0',
       );
     });
+  });
+});
+
+describe('pools named constructor and prototype (valid under SPEC §2, not Object.prototype)', () => {
+  const sha = (c: string) => c.repeat(7);
+
+  /** Applies commands in order, keeping the audit log so rollback works as in a store. */
+  function run(start: RoutingTable, commands: Command[]): RoutingTable[] {
+    let table = start;
+    const history: HistoryEntry[] = [appliedEntry(start, null, { op: 'seed' })];
+    return commands.map((command) => {
+      const result = applyCommand(table, command, META, history);
+      history.unshift(appliedEntry(result.table, table, command, result.undoes));
+      table = result.table;
+      return table;
+    });
+  }
+
+  function expectExactWeights(table: RoutingTable, weights: Record<string, number>): void {
+    expect(table.weights).toEqual(weights);
+    expect(Object.keys(table.weights)).toEqual(Object.keys(table.pools));
+    for (const value of Object.values(table.weights)) expect(typeof value).toBe('number');
+  }
+
+  it('set-pool, canary, weights, switch, rollback and remove-pool work by those names', () => {
+    const seed = createSeedTable(
+      [
+        { name: 'blue', version: SHA_BLUE, endpoints: ['http://b'] },
+        { name: 'prototype', version: sha('b'), endpoints: ['http://p'] },
+      ],
+      META,
+    );
+    const [added, canary, weights, switched, rolledBack, back, removedC, removedP] = run(seed, [
+      { op: 'set-pool', pool: 'constructor', version: sha('c'), endpoints: ['http://c'] },
+      { op: 'canary', pool: 'constructor', basisPoints: 500 },
+      // constructor is not named: it gets 0, never a value found on Object.prototype
+      { op: 'weights', weights: { blue: 4000, prototype: 6000 } },
+      { op: 'switch', to: 'constructor' },
+      { op: 'rollback' },
+      { op: 'switch', to: 'blue' },
+      { op: 'remove-pool', pool: 'constructor' },
+      { op: 'remove-pool', pool: 'prototype' },
+    ]);
+    expect(added?.pools.constructor).toEqual({ version: sha('c'), endpoints: ['http://c'] });
+    expectExactWeights(added as RoutingTable, { blue: 10000, prototype: 0, constructor: 0 });
+    expectExactWeights(canary as RoutingTable, { blue: 9500, prototype: 0, constructor: 500 });
+    expectExactWeights(weights as RoutingTable, { blue: 4000, prototype: 6000, constructor: 0 });
+    expectExactWeights(switched as RoutingTable, { blue: 0, prototype: 0, constructor: 10000 });
+    expectExactWeights(rolledBack as RoutingTable, { blue: 4000, prototype: 6000, constructor: 0 });
+    expectExactWeights(back as RoutingTable, { blue: 10000, prototype: 0, constructor: 0 });
+    expectExactWeights(removedC as RoutingTable, { blue: 10000, prototype: 0 });
+    expectExactWeights(removedP as RoutingTable, { blue: 10000 });
+    expect(Object.keys(removedP?.pools ?? {})).toEqual(['blue']);
+  });
+
+  it('POOL_LIVE guards a live pool named constructor like any other', () => {
+    const seed = createSeedTable(
+      [{ name: 'constructor', version: sha('c'), endpoints: ['http://c'] }],
+      META,
+    );
+    expectError(
+      () =>
+        apply(seed, {
+          op: 'set-pool',
+          pool: 'constructor',
+          version: sha('d'),
+          endpoints: ['http://c'],
+        }),
+      'POOL_LIVE',
+      /^pools\.constructor: cannot change the version of a pool with weight 10000/,
+    );
+    expectError(
+      () => apply(seed, { op: 'remove-pool', pool: 'constructor' }),
+      'POOL_LIVE',
+      /^pools\.constructor: cannot remove a pool with weight 10000/,
+    );
+  });
+
+  it('a missing pool named constructor is UNKNOWN_POOL for every op, never a false hit', () => {
+    const table = makeTable();
+    const cases: Array<[Command, string]> = [
+      [{ op: 'switch', to: 'constructor' }, 'to: unknown pool "constructor"'],
+      [{ op: 'remove-pool', pool: 'constructor' }, 'pool: unknown pool "constructor"'],
+      [{ op: 'canary', pool: 'constructor', basisPoints: 500 }, 'pool: unknown pool "constructor"'],
+      [
+        { op: 'weights', weights: { constructor: 10000 } },
+        'weights.constructor: unknown pool "constructor"',
+      ],
+      [{ op: 'switch', to: 'prototype' }, 'to: unknown pool "prototype"'],
+    ];
+    for (const [command, message] of cases) {
+      expectError(() => apply(table, command), 'UNKNOWN_POOL', message);
+      expectError(() => apply(null, command), 'UNKNOWN_POOL', message);
+    }
+  });
+
+  it('Object.prototype member names that are not pool names fail validation, not a lookup', () => {
+    for (const name of ['toString', 'hasOwnProperty', 'valueOf', '__proto__']) {
+      expectError(
+        () => apply(makeTable(), { op: 'switch', to: name }),
+        'VALIDATION_FAILED',
+        /^to: must match/,
+      );
+      expectError(
+        () => apply(makeTable(), { op: 'remove-pool', pool: name }),
+        'VALIDATION_FAILED',
+        /^pool: must match/,
+      );
+    }
   });
 });
 

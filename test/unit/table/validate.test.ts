@@ -95,6 +95,29 @@ describe('parseCommandInput: valid commands', () => {
   });
 });
 
+describe('parseCommandInput: pools named like Object.prototype members', () => {
+  // `constructor` and `prototype` match SPEC §2's pattern, so they are ordinary pool names.
+  it.each(['constructor', 'prototype'])('%s', (name) => {
+    expect(POOL_NAME_PATTERN.test(name)).toBe(true);
+    expect(parseCommandInput(setPool({ pool: name })).command).toMatchObject({ pool: name });
+    expect(parseCommandInput({ op: 'switch', to: name }).command).toEqual({
+      op: 'switch',
+      to: name,
+    });
+    expect(parseCommandInput({ op: 'remove-pool', pool: name }).command).toEqual({
+      op: 'remove-pool',
+      pool: name,
+    });
+    expect(parseCommandInput({ op: 'canary', pool: name, percent: 5 }).command).toEqual({
+      op: 'canary',
+      pool: name,
+      basisPoints: 500,
+    });
+    const weights = parseCommandInput({ op: 'weights', percent: { blue: 60, [name]: 40 } });
+    expect(weights.command).toEqual({ op: 'weights', weights: { blue: 6000, [name]: 4000 } });
+  });
+});
+
 describe('parseCommandInput: VALIDATION_FAILED', () => {
   const V = 'VALIDATION_FAILED';
   it.each<[string, unknown, string | RegExp]>([
@@ -110,7 +133,10 @@ describe('parseCommandInput: VALIDATION_FAILED', () => {
       '__proto__: unknown field',
     ],
     ['bad pool name', { op: 'switch', to: 'Blue' }, /^to: must match/],
-    ['reserved pool name', { op: 'switch', to: 'constructor' }, /^to: must match/],
+    // Object.prototype member names are not pool names (uppercase): refused, not looked up.
+    ['toString as pool name', { op: 'switch', to: 'toString' }, /^to: must match/],
+    ['hasOwnProperty as pool name', { op: 'remove-pool', pool: 'hasOwnProperty' }, /^pool: must/],
+    ['__proto__ as pool name', { op: 'canary', pool: '__proto__', basisPoints: 1 }, /^pool: must/],
     ['non-string pool', { op: 'remove-pool', pool: 5 }, 'pool: must be a string'],
     ['actor too long', { op: 'rollback', actor: 'a'.repeat(201) }, /^actor: must be at most 200/],
     ['actor empty', { op: 'rollback', actor: '' }, 'actor: must not be empty'],
@@ -162,9 +188,9 @@ describe('parseCommandInput: VALIDATION_FAILED', () => {
       'weights.__proto__: not a valid pool name',
     ],
     [
-      'constructor key',
-      { op: 'weights', weights: { constructor: 10000 } },
-      'weights.constructor: not a valid pool name',
+      'toString key',
+      { op: 'weights', weights: { toString: 10000 } },
+      'weights.toString: not a valid pool name',
     ],
     [
       'bad key',
@@ -356,6 +382,36 @@ describe('parseTable', () => {
   it('round-trips a table through JSON', () => {
     const table = makeTable();
     expect(parseTable(JSON.parse(JSON.stringify(table)))).toEqual(table);
+  });
+
+  it('accepts pools named constructor and prototype and reads only own weights', () => {
+    const input = {
+      ...good,
+      pools: {
+        constructor: { version: SHA, endpoints: ['http://a:1'] },
+        prototype: { version: DIGEST, endpoints: ['http://b:2'] },
+      },
+      weights: { prototype: 2500, constructor: 7500 },
+    };
+    const table = parseTable(JSON.parse(JSON.stringify(input)));
+    expect(table.pools).toEqual({
+      constructor: { version: SHA, endpoints: ['http://a:1'] },
+      prototype: { version: DIGEST, endpoints: ['http://b:2'] },
+    });
+    expect(table.weights).toEqual({ constructor: 7500, prototype: 2500 });
+    expect(Object.keys(table.weights)).toEqual(['constructor', 'prototype']);
+    expect(parseTable(JSON.parse(JSON.stringify(table)))).toEqual(table);
+    // A weight is never read off Object.prototype: constructor without its own weight is missing.
+    expectError(
+      () => parseTable({ ...input, weights: { prototype: 10000 } }),
+      'VALIDATION_FAILED',
+      'weights.constructor: missing',
+    );
+    expectError(
+      () => parseTable({ ...input, weights: { ...input.weights, toString: 0 } }),
+      'VALIDATION_FAILED',
+      'weights.toString: no such pool',
+    );
   });
 
   it.each<[string, unknown, string | RegExp]>([

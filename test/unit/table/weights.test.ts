@@ -118,6 +118,12 @@ describe('canaryWeights', () => {
       'UNKNOWN_POOL',
       'pool: unknown pool "canary"',
     );
-    expectError(() => canaryWeights({ blue: 10000 }, 'constructor', 500), 'UNKNOWN_POOL', /^pool:/);
+    for (const name of ['constructor', 'toString', 'hasOwnProperty', 'prototype']) {
+      expectError(
+        () => canaryWeights({ blue: 10000 }, name, 500),
+        'UNKNOWN_POOL',
+        `pool: unknown pool "${name}"`,
+      );
+    }
   });
 });
