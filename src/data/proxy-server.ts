@@ -260,7 +260,7 @@ export class ProxyServer {
       this.#metrics.poolWeight.set({ pool }, weight);
     if (previous !== null) {
       for (const pool of previous.pools.keys()) {
-        if (!(pool in table.pools)) this.#metrics.poolWeight.remove({ pool });
+        if (!Object.hasOwn(table.pools, pool)) this.#metrics.poolWeight.remove({ pool });
       }
     }
     this.#metrics.routingRevision.set(table.revision);
