@@ -41,8 +41,14 @@ export async function startDemoUpstreams(): Promise<DemoUpstreams> {
   };
 }
 
+/** The admin URL the CLI uses when neither --admin nor SWITCHYARD_ADMIN_URL is given. */
+const CLI_DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
+
 /** The cheat sheet printed when the demo is up. */
 export function demoCheatSheet(proxyUrl: string, adminUrl: string): string {
+  // On other ports (--admin-listen) the CLI lines only work once it is told where the API is.
+  const cliSetup =
+    adminUrl === CLI_DEFAULT_ADMIN_URL ? '' : `  export SWITCHYARD_ADMIN_URL=${adminUrl}\n`;
   return `
 Switchyard demo is running: blue (100 %), green and canary pools on local reference servers.
 
@@ -52,7 +58,7 @@ Switchyard demo is running: blue (100 %), green and canary pools on local refere
   curl -s -XPOST ${adminUrl}/v1/switch -H 'content-type: application/json' -d '{"to":"green"}'
   curl -s -XPOST ${adminUrl}/v1/rollback
 
-  npx switchyard status                                  # the same with the CLI
+${cliSetup}  npx switchyard status                                  # the same with the CLI
   npx switchyard canary 25
   npx switchyard switch green
   npx switchyard rollback

@@ -6,12 +6,13 @@
 import { createApp, type App } from './app.js';
 import { runCli, CLI_COMMANDS } from './cli/cli.js';
 import { ConfigError, loadConfig } from './config/load.js';
-import { startDemoUpstreams, demoCheatSheet } from './demo.js';
+import type { Config } from './config/schema.js';
+import { startDemoUpstreams, demoCheatSheet, type DemoUpstreams } from './demo.js';
 import { runReferenceServerCli } from './reference-server/reference-server.js';
 
 const USAGE = `usage: switchyard <command> [options]
 
-  proxy [--config FILE] [flags]     run the proxy (no configuration at all: the demo)
+  proxy [--config FILE] [flags]     run the proxy (no config file, Redis or pools: the demo)
   reference-server [--listen H:P] [--pool NAME] [--version SHA]
                                     run the small reference upstream
   status | canary PERCENT | weights POOL=PERCENT... | switch POOL | rollback |
@@ -19,30 +20,40 @@ const USAGE = `usage: switchyard <command> [options]
                                     operator commands (see \`switchyard status --help\`)
 `;
 
-/** True when `switchyard proxy` got no configuration from any source: serve the demo. */
-function isDemo(argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
-  if (argv.length > 0) return false;
-  return [
-    'SWITCHYARD_CONFIG',
-    'SWITCHYARD_REDIS',
-    'REDIS_URL',
-    'SWITCHYARD_POOL',
-    'SWITCHYARD_POOLS',
-  ].every((name) => !env[name]);
+/**
+ * True when `switchyard proxy` has nothing to route to and nowhere to get it from: no config
+ * file, no Redis, no pools (SPEC §1). Decided on the loaded configuration, so flags such as
+ * --listen or --drain-timeout still give the demo.
+ */
+function isDemo(config: Config, argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
+  // A --config flag counts even when its value is empty: the user asked for a configured proxy.
+  const configFile =
+    Boolean(env.SWITCHYARD_CONFIG) ||
+    argv.some((arg) => arg === '--config' || arg.startsWith('--config='));
+  return !configFile && config.redis === undefined && config.pools.length === 0;
+}
+
+/** An http URL for a listening address; unspecified hosts (0.0.0.0, ::) as loopback. */
+function urlOf(address: { host: string; port: number }): string {
+  const host =
+    address.host === '0.0.0.0' ? '127.0.0.1' : address.host === '::' ? '::1' : address.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }
 
 async function runProxy(argv: string[]): Promise<void> {
   const env = process.env;
-  const demo = isDemo(argv, env) ? await startDemoUpstreams() : undefined;
+  let demo: DemoUpstreams | undefined;
   let app: App;
   try {
-    const args = demo
-      ? [
-          ...(env.SWITCHYARD_LISTEN ? [] : ['--listen', '127.0.0.1:8080']),
-          ...demo.pools.flatMap((p) => ['--pool', `${p.name}=${p.version}@${p.url}`]),
-        ]
-      : argv;
-    app = createApp(loadConfig(args, env));
+    let config = loadConfig(argv, env);
+    if (isDemo(config, argv, env)) {
+      demo = await startDemoUpstreams();
+      // The demo listens on loopback unless told otherwise; the user's flags come later and win.
+      const listen = env.SWITCHYARD_LISTEN ? [] : ['--listen', '127.0.0.1:8080'];
+      const pools = demo.pools.flatMap((p) => ['--pool', `${p.name}=${p.version}@${p.url}`]);
+      config = loadConfig([...listen, ...argv, ...pools], env);
+    }
+    app = createApp(config);
   } catch (err) {
     await demo?.close();
     if (err instanceof ConfigError) {
@@ -86,10 +97,15 @@ async function runProxy(argv: string[]): Promise<void> {
     process.exit(2);
   }
   if (demo) {
-    const proxy = app.proxy.address();
-    const admin = app.admin.address();
-    process.stderr.write(
-      demoCheatSheet(`http://${proxy.host}:${proxy.port}`, `http://${admin.host}:${admin.port}`),
+    process.stderr.write(demoCheatSheet(urlOf(app.proxy.address()), urlOf(app.admin.address())));
+  } else if (app.store.status().kind === 'memory' && app.store.current() === null) {
+    // Nothing can ever appear in this store except through the admin API: say why every request
+    // answers 503 NO_HEALTHY_UPSTREAM and /readyz 503, instead of leaving it to be guessed.
+    app.logger.warn(
+      {
+        fix: 'add pools: --pool NAME=SHA@URL[,URL...], SWITCHYARD_POOL, pools in the config file, or at run time `switchyard set-pool NAME --version SHA --endpoint URL`',
+      },
+      'no pools configured and the in-memory store is empty: every request answers 503 until a pool is added',
     );
   }
 }
