@@ -5,20 +5,40 @@
  */
 import { createApp, type App } from './app.js';
 import { runCli, CLI_COMMANDS } from './cli/cli.js';
-import { ConfigError, loadConfig } from './config/load.js';
+import { ConfigError, loadConfig, settingsHelp } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { startDemoUpstreams, demoCheatSheet, type DemoUpstreams } from './demo.js';
-import { runReferenceServerCli } from './reference-server/reference-server.js';
+import {
+  REFERENCE_SERVER_USAGE,
+  runReferenceServerCli,
+} from './reference-server/reference-server.js';
 
 const USAGE = `usage: switchyard <command> [options]
 
-  proxy [--config FILE] [flags]     run the proxy (no config file, Redis or pools: the demo)
+  proxy [--config FILE] [flags]     run the proxy (no config file, Redis or pools: the demo);
+                                    every flag: \`switchyard proxy --help\`
   reference-server [--listen H:P] [--pool NAME] [--version SHA]
-                                    run the small reference upstream
+                                    run the small reference upstream (\`--help\` for more)
   status | canary PERCENT | weights POOL=PERCENT... | switch POOL | rollback |
   set-pool POOL --version SHA --endpoint URL... | history | replicas
                                     operator commands (see \`switchyard status --help\`)
 `;
+
+const PROXY_USAGE_HEAD = `usage: switchyard proxy [--config FILE] [flags]
+
+Runs the proxy. Precedence: flags > environment > config file (JSON or YAML) > defaults.
+Durations take 500ms, 30s, 2m or milliseconds. Invalid configuration exits 2.
+
+With no config file, no Redis and no pools it serves the demo: three reference servers on
+loopback seeded as pools blue, green and canary, an in-memory store, the proxy on 127.0.0.1:8080
+(or --listen) and the admin API on --admin-listen.
+
+`;
+
+/** True when argv asks for help. A flag value cannot be `-h`: parseArgs refuses it as ambiguous. */
+function wantsHelp(argv: readonly string[]): boolean {
+  return argv.some((arg) => arg === '--help' || arg === '-h');
+}
 
 /**
  * True when `switchyard proxy` has nothing to route to and nowhere to get it from: no config
@@ -42,6 +62,10 @@ function urlOf(address: { host: string; port: number }): string {
 
 async function runProxy(argv: string[]): Promise<void> {
   const env = process.env;
+  if (wantsHelp(argv)) {
+    process.stdout.write(`${PROXY_USAGE_HEAD}${settingsHelp()}`);
+    process.exit(0);
+  }
   let demo: DemoUpstreams | undefined;
   let app: App;
   try {
@@ -57,7 +81,9 @@ async function runProxy(argv: string[]): Promise<void> {
   } catch (err) {
     await demo?.close();
     if (err instanceof ConfigError) {
-      process.stderr.write(`switchyard: ${err.message}\n`);
+      process.stderr.write(
+        `switchyard: ${err.message}\n\`switchyard proxy --help\` lists every setting\n`,
+      );
       process.exit(2);
     }
     throw err;
@@ -114,11 +140,18 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === 'proxy') return runProxy(rest);
   if (command === 'reference-server') {
+    if (wantsHelp(rest)) {
+      process.stdout.write(REFERENCE_SERVER_USAGE);
+      process.exit(0);
+    }
     let server: Awaited<ReturnType<typeof runReferenceServerCli>>;
     try {
       server = await runReferenceServerCli(rest);
     } catch (err) {
-      process.stderr.write(`switchyard reference-server: ${(err as Error).message}\n`);
+      const usage = String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+      process.stderr.write(
+        `switchyard reference-server: ${(err as Error).message}\n${usage ? 'see `switchyard reference-server --help`\n' : ''}`,
+      );
       process.exit(2);
     }
     const stop = (): void => {

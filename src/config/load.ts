@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
 
 /**
@@ -310,4 +311,129 @@ export function configFrom(input: Record<string, unknown>): Config {
     );
   }
   return deepFreeze(result.data);
+}
+
+/** Value placeholders in `switchyard proxy --help`; other keys show their kind's. */
+const HELP_VALUE: Readonly<Record<string, string>> = {
+  listen: 'HOST:PORT',
+  adminListen: 'HOST:PORT',
+  redis: 'URL',
+  namespace: 'NS',
+  healthCheckPath: 'PATH',
+  stickyKey: 'cookie:NAME|header:NAME|client-address',
+  trustedProxies: 'IP[,IP...]',
+  stateFile: 'FILE',
+  logLevel: 'LEVEL',
+  buildSha: 'SHA',
+};
+const KIND_VALUE: Readonly<Record<Kind, string>> = {
+  string: 'VALUE',
+  duration: 'DURATION',
+  boolean: 'true|false',
+  integer: 'N',
+  list: 'A[,B...]',
+};
+
+/** Environment variables read besides `SWITCHYARD_<KEY>` (which wins over them). */
+const HELP_ENV_ALIASES: Readonly<Record<string, string>> = {
+  redis: 'REDIS_URL',
+  logLevel: 'LOG_LEVEL',
+};
+
+/** One line per setting for `switchyard proxy --help`; a setting missing here is still listed. */
+const HELP_MEANING: Readonly<Record<string, string>> = {
+  listen: 'proxy address (IPv6 as [::1]:8080)',
+  adminListen: 'admin API address; a non-loopback one needs SWITCHYARD_ADMIN_TOKEN',
+  redis: 'control store shared by replicas (absent: in-memory store)',
+  namespace: 'replicas with the same namespace share one table',
+  drainTimeout: 'long-lived connections to a retired endpoint stay open at least this long',
+  drainSpread: '...then close at a random moment within this window',
+  shutdownDelay: 'after SIGTERM, keep serving (with /readyz 503) this long',
+  shutdownTimeout: 'hard deadline of a graceful shutdown',
+  upstreamTimeout: 'wait for upstream response headers, then 504 UPSTREAM_TIMEOUT',
+  connectTimeout: 'wait for an upstream TCP connection',
+  upstreamKeepAliveTimeout: "idle upstream sockets are closed after this (keep below the app's)",
+  upstreamConnections: 'cap on concurrent connections per upstream endpoint',
+  healthCheckPath: 'active health check path on every endpoint',
+  healthCheckInterval: 'time between checks of one endpoint; 0 turns active checks off',
+  healthCheckTimeout: 'a check that takes longer fails',
+  healthyThreshold: 'passing checks in a row that bring a down endpoint back',
+  unhealthyThreshold: 'failing checks in a row that take an endpoint down',
+  ejectionThreshold: 'failed requests in a row that eject an endpoint; 0 never',
+  ejectionDuration: 'first ejection; doubles on each repeat...',
+  maxEjectionDuration: '...up to this',
+  retryBudgetPercent: "retries per second as a percentage of a pool's requests...",
+  retryBudgetMin: '...or this many per second, whichever is larger',
+  stickyKey: 'where the sticky request key is read',
+  trustedProxies: 'peers whose incoming X-Forwarded-* headers are kept (exact IPs)',
+  upstreamHeader: 'send x-switchyard-upstream: POOL@VERSION on responses',
+  keepAliveTimeout: "client keep-alive; keep it above the load balancer's idle timeout",
+  headersTimeout: 'a client must send its request headers within this',
+  requestTimeout: 'a client must send its whole request within this',
+  stateFile: 'with Redis: last good table kept here, booted from when Redis is unreachable',
+  metricsAuth: 'require the admin token on /metrics too',
+  logLevel: 'fatal, error, warn, info, debug, trace or silent',
+  buildSha: 'reported by /healthz and /v1/state',
+  adminToken: 'admin API bearer token, 16+ characters; needed for a non-loopback --admin-listen',
+  overrideToken: 'enables the x-switchyard-pool override header for requests carrying it',
+};
+
+/** A schema key's default as a user would write it (`30s`, `0.0.0.0:8080`); undefined: none. */
+function helpDefault(key: string, kind: Kind | undefined): string | undefined {
+  const field = (configSchema.shape as Readonly<Record<string, z.ZodType>>)[key];
+  let value: unknown;
+  if (field instanceof z.ZodDefault || field instanceof z.ZodPrefault) {
+    value = (field.def as { defaultValue: unknown }).defaultValue;
+  }
+  if (value === undefined || (Array.isArray(value) && value.length === 0)) return undefined;
+  if (kind === 'duration' && typeof value === 'number') {
+    if (value > 0 && value % 60_000 === 0) return `${value / 60_000}m`;
+    if (value > 0 && value % 1000 === 0) return `${value / 1000}s`;
+    return `${value}ms`;
+  }
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+    return String(value);
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * The settings part of `switchyard proxy --help`: every flag with its environment variable,
+ * config-file key and default, generated from the table loadConfig reads, then the env-only
+ * secrets (schema keys that have no flag).
+ */
+export function settingsHelp(): string {
+  const out: string[] = [];
+  // Flag and environment variable on one line, so `--help | grep` finds both.
+  const entry = (flag: string, env: string, details: readonly string[]): void => {
+    out.push(`  ${flag.padEnd(38)}  ${env}`.trimEnd(), ...details.map((d) => `      ${d}`));
+  };
+  out.push('settings: flag, environment variable; config-file key, default; meaning', '');
+  entry('--config FILE', 'SWITCHYARD_CONFIG', ['config file, JSON or YAML']);
+  entry('--pool NAME=VERSION@URL[,URL...]', 'SWITCHYARD_POOL', [
+    'repeatable; the variable holds several separated by spaces (alias SWITCHYARD_POOLS)',
+    'file key pools',
+    'seeds the table when the store has none; the first pool gets 100 %',
+  ]);
+  for (const [key, kind] of Object.entries(KEYS)) {
+    const flag = `--${kebab(key)} ${HELP_VALUE[key] ?? KIND_VALUE[kind]}`;
+    const alias = HELP_ENV_ALIASES[key];
+    const def = helpDefault(key, kind);
+    const meaning = HELP_MEANING[key];
+    entry(
+      kind === 'boolean' ? `${flag}, --no-${kebab(key)}` : flag,
+      alias === undefined ? envName(key) : `${envName(key)} or ${alias}`,
+      [
+        `file key ${key}${def === undefined ? '' : `, default ${def}`}`,
+        ...(meaning === undefined ? [] : [meaning]),
+      ],
+    );
+  }
+  out.push('', 'secrets: environment only', '');
+  for (const key of Object.keys(configSchema.shape)) {
+    if (key in KEYS || key === 'pools') continue;
+    const meaning = HELP_MEANING[key];
+    entry(envName(key), '', meaning === undefined ? [] : [meaning]);
+  }
+  return `${out.join('\n')}\n`;
 }

@@ -315,6 +315,32 @@ function clampInt(raw: string | null, fallback: number, min: number, max: number
   return Math.min(max, Math.max(min, Number(raw)));
 }
 
+/** `switchyard reference-server --help`. Defaults match runReferenceServerCli's. */
+export const REFERENCE_SERVER_USAGE = `usage: switchyard reference-server [options]
+
+The small upstream used by the demo, the tests and the bench. Every answer names its pool and
+version (JSON body, x-reference-pool and x-reference-version headers).
+
+options:
+  --listen HOST:PORT          address to listen on (default 127.0.0.1:3000; port 0: any free port)
+  --pool NAME                 pool name reported in every answer (default blue)
+  --version SHA               version reported in every answer (default 0000000)
+  --keep-alive-timeout MS     client keep-alive timeout in milliseconds (default Node's 5000)
+  -h, --help                  print this help
+
+paths:
+  /healthz                    200 with pool and version
+  /slow?ms=N                  answers after N ms (default 1000)
+  /stream?n=N&intervalMs=MS   server-sent events: N events, MS apart
+  /echo                       streams the request body back
+  /upload-hash                sha256 and length of the request body
+  /bytes?n=N                  an N-byte body
+  /status/CODE                answers with status CODE (200..599)
+  /hop-headers                sends hop-by-hop headers a proxy must remove
+  anything else               200 with pool, version, path, method and request headers
+  WebSocket upgrade           echoes messages; any other Upgrade: echoes raw bytes
+`;
+
 /**
  * `switchyard reference-server --listen HOST:PORT --pool NAME --version SHA
  * [--keep-alive-timeout MS]`: starts a reference server and returns it; the caller (main.ts) owns

@@ -1,16 +1,22 @@
 /**
- * `switchyard proxy` as users start it (SPEC §1), in real processes: the demo starts whatever
- * address or timing flags are given (audit: `--listen` used to turn it off silently), and a
- * configured proxy with nothing to route says so in its log.
+ * `switchyard proxy` and `switchyard reference-server` as users start them (SPEC §1), in real
+ * processes: the demo starts whatever address or timing flags are given (audit: `--listen` used to
+ * turn it off silently), a configured proxy with nothing to route says so in its log, and
+ * `--help` prints every setting and exits 0 (audit: it used to exit 2 "Unknown option").
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, test } from 'vitest';
+import { configSchema } from '../../src/config/schema.js';
 import { eventually } from '../helpers/eventually.js';
 import { spawnProxy } from '../helpers/proxy-process.js';
 import { startReference } from '../helpers/reference.js';
 
+const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 const DEMO_BLUE = '3f2c9e1';
 const NO_POOLS_WARNING = /^no pools configured/;
 
@@ -18,6 +24,27 @@ const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
+
+/** Runs `node dist/src/main.js <args>` to its exit (SIGKILLed after 10 s) with only PATH set. */
+async function runMain(
+  args: readonly string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH ?? '' },
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  try {
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return { code, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A config file with `text` in a temporary directory removed after the test. */
 async function configFile(name: string, text: string): Promise<string> {
@@ -27,6 +54,19 @@ async function configFile(name: string, text: string): Promise<string> {
   await writeFile(path, text);
   return path;
 }
+
+/** The help's entries: a line starting `  --` or `  SWITCHYARD_`, then its indented details. */
+function helpEntries(help: string): Array<{ head: string; details: string[] }> {
+  const entries: Array<{ head: string; details: string[] }> = [];
+  for (const line of help.split('\n')) {
+    if (/^ {2}(--|SWITCHYARD_)/.test(line)) entries.push({ head: line.trim(), details: [] });
+    else if (/^ {6}\S/.test(line)) entries.at(-1)?.details.push(line.trim());
+  }
+  return entries;
+}
+
+const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envName = (k: string): string => `SWITCHYARD_${kebab(k).replace(/-/g, '_').toUpperCase()}`;
 
 describe('demo mode (no config file, no Redis, no pools)', () => {
   test('starts with --listen and --admin-listen flags: reference servers answer through the proxy', async () => {
@@ -91,5 +131,74 @@ describe('a configured proxy with nothing to route', () => {
     expect(await res.json()).toMatchObject({ error: { code: 'NO_HEALTHY_UPSTREAM' } });
     expect((await fetch(`${proc.adminUrl}/readyz`)).status).toBe(503);
     expect(proc.stderr()).not.toContain('demo');
+  });
+});
+
+describe('--help', () => {
+  test('switchyard proxy --help exits 0 listing every setting with its variable, key and default', async () => {
+    const run = await runMain(['proxy', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe('');
+    const entries = helpEntries(run.stdout);
+    const find = (head: RegExp): { head: string; details: string[] } => {
+      const entry = entries.find((e) => head.test(e.head));
+      expect(entry, String(head)).toBeDefined();
+      return entry as { head: string; details: string[] };
+    };
+
+    const drain = find(/^--drain-timeout /);
+    expect(drain.head).toMatch(/^--drain-timeout DURATION +SWITCHYARD_DRAIN_TIMEOUT$/);
+    expect(drain.details[0]).toBe('file key drainTimeout, default 30s');
+    expect(find(/^--listen /).details[0]).toBe('file key listen, default 0.0.0.0:8080');
+    expect(find(/^--redis /).head).toContain('REDIS_URL');
+    expect(find(/^--config /).head).toContain('SWITCHYARD_CONFIG');
+    expect(find(/^--pool /).head).toContain('SWITCHYARD_POOL');
+    expect(find(/^--upstream-header /).head).toContain('--no-upstream-header');
+
+    // Every schema key: flag settings with a flag, variable, file key and meaning; secrets by
+    // variable only (they have no flag).
+    const secrets = ['adminToken', 'overrideToken'];
+    for (const key of Object.keys(configSchema.shape)) {
+      if (key === 'pools') continue;
+      if (secrets.includes(key)) {
+        const entry = find(new RegExp(`^${envName(key)}$`));
+        expect(entry.details, key).toHaveLength(1);
+        expect(
+          entries.some((e) => e.head.startsWith(`--${kebab(key)} `)),
+          key,
+        ).toBe(false);
+        continue;
+      }
+      const entry = find(new RegExp(`^--${kebab(key)} `));
+      expect(entry.head, key).toContain(envName(key));
+      expect(entry.details[0], key).toMatch(new RegExp(`^file key ${key}(, default \\S+)?$`));
+      expect(entry.details, key).toHaveLength(2);
+    }
+  });
+
+  test('-h works too, after other flags', async () => {
+    const run = await runMain(['proxy', '--listen', '127.0.0.1:0', '-h']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^usage: switchyard proxy /);
+  });
+
+  test('switchyard reference-server --help exits 0 with its options', async () => {
+    const run = await runMain(['reference-server', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^usage: switchyard reference-server /);
+    for (const flag of ['--listen', '--pool', '--version', '--keep-alive-timeout']) {
+      expect(run.stdout).toContain(flag);
+    }
+  });
+
+  test('switchyard --help points at proxy --help; an unknown proxy flag still exits 2', async () => {
+    const help = await runMain(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('switchyard proxy --help');
+
+    const bad = await runMain(['proxy', '--no-such-flag']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("Unknown option '--no-such-flag'");
+    expect(bad.stderr).toContain('switchyard proxy --help');
   });
 });
