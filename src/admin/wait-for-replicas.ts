@@ -57,8 +57,9 @@ export async function waitForReplicas(
     try {
       const replicas = await store.replicas();
       lagging = replicas.filter((r) => r.live && r.revision < revision).map((r) => r.id);
-      unreadable = null;
-      if (lagging.length === 0) return;
+      // An empty registry (flushed, or just replaced) proves nothing: wait for the heartbeats.
+      unreadable = replicas.some((r) => r.live) ? null : 'no live replica is registered';
+      if (lagging.length === 0 && unreadable === null) return;
     } catch (err) {
       unreadable = err instanceof Error ? err.message : String(err);
     }

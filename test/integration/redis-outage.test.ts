@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitForReplicas } from '../../src/admin/wait-for-replicas.js';
 import { readStateFile } from '../../src/control/state-file.js';
 import type { CommandMeta } from '../../src/table/types.js';
 import { eventually } from '../helpers/eventually.js';
@@ -216,6 +217,24 @@ describe('redis outages', () => {
       (l) => l['level'] === 40 && l['replacedType'] === 'string',
     );
     expect(replaced.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('?wait=all does not take an empty replica registry (flushed) for "every replica applied"', async () => {
+    const redis = await server();
+    // Heartbeats only on start and on each applied revision: the registry stays empty once deleted.
+    const r = await startReplica(redis.url, 'outage', 'r', {
+      commandTimeoutMs: 1000,
+      heartbeatIntervalMs: 60_000,
+    });
+    opened.push(r);
+    const table = await r.store.seed(SEED_POOLS, { actor: 'config', source: 'seed' });
+    await eventually(async () => expect(await r.store.replicas()).toHaveLength(1));
+    await redisCli(redis.port, ['DEL', 'switchyard:{outage}:replicas']);
+    const waited = waitForReplicas(r.store, table.revision, 300, new AbortController().signal);
+    await expect(waited).rejects.toMatchObject({
+      code: 'REPLICAS_LAGGING',
+      details: { replicasUnknown: true },
+    });
   });
 
   it('boots from the state file when redis is unreachable at start, then re-seeds redis from it', async () => {
