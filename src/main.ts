@@ -171,9 +171,14 @@ async function main(argv: string[]): Promise<void> {
     });
     process.exit(code);
   }
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+  if (command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
-    process.exit(command === undefined ? 2 : 0);
+    process.exit(0);
+  }
+  if (command === undefined) {
+    // A usage error like any other: the text goes to stderr, stdout stays clean for scripts.
+    process.stderr.write(USAGE);
+    process.exit(2);
   }
   process.stderr.write(`switchyard: unknown command "${command}"\n${USAGE}`);
   process.exit(2);

@@ -195,6 +195,11 @@ describe('--help', () => {
     const help = await runMain(['--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('switchyard proxy --help');
+    // No command at all is a usage error: exit 2, usage on stderr, nothing on stdout.
+    const none = await runMain([]);
+    expect(none.code).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toContain('usage: switchyard <command>');
 
     const bad = await runMain(['proxy', '--no-such-flag']);
     expect(bad.code).toBe(2);
