@@ -166,13 +166,17 @@ export class ProxyServer {
     });
     // CONNECT (a forward-proxy tunnel) is never served: answer 405 like any refusal, instead of
     // Node's default of dropping the connection without a word.
+    // Node hands the socket over without its error listener and half-open: a reset while the
+    // answer is written must not crash the process, and the socket must not outlive the answer.
     this.#server.on('connect', (_req: IncomingMessage, socket: Socket) => {
       const body = JSON.stringify({
         error: { code: 'METHOD_NOT_ALLOWED', message: 'CONNECT: this is a reverse proxy' },
       });
+      socket.on('error', () => socket.destroy());
       socket.end(
         'HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Type: application/json\r\n' +
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        () => socket.destroy(),
       );
     });
     this.#upgrades = new UpgradeRelay(this.#ctx, this.connections, {

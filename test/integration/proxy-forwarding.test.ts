@@ -194,6 +194,33 @@ describe('proxy forwarding', () => {
     });
   });
 
+  test('CONNECT then a reset, or then more bytes: no crash, no socket left behind', async () => {
+    const { p, agent } = await world();
+    // A reset while the 405 is written used to be an unhandled socket error (process crash).
+    for (let i = 0; i < 300; i++) {
+      const s = connect(p.port, '127.0.0.1');
+      await once(s, 'connect');
+      s.on('error', () => undefined);
+      s.write('CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\n');
+      s.resetAndDestroy();
+    }
+    // A client that keeps the connection and sends more: the proxy closes its side after the 405
+    // (it used to keep the half-open socket until close() gave up).
+    const chatty = connect(p.port, '127.0.0.1');
+    await once(chatty, 'connect');
+    chatty.on('error', () => undefined);
+    chatty.on('data', () => undefined);
+    chatty.write('CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\nmore');
+    await once(chatty, 'close');
+    const res = await request(`${p.url}/`, { dispatcher: agent });
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+    const started = performance.now();
+    await p.close();
+    // Nothing in flight: close returns at once (drainTimeout here is 2 s).
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
   test('strips hop-by-hop response headers, including those named in Connection', async () => {
     const { p, agent } = await world();
     const r = await request(`${p.url}/hop-headers`, { dispatcher: agent });
