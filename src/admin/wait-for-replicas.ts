@@ -55,7 +55,9 @@ export async function waitForReplicas(
   let unreadable: string | null = null;
   for (;;) {
     try {
-      const replicas = await store.replicas();
+      // One slow read (Redis paused: up to the command timeout) must not push the answer past
+      // the deadline.
+      const replicas = await withinMs(store.replicas(), Math.max(1, deadline - Date.now()));
       lagging = replicas.filter((r) => r.live && r.revision < revision).map((r) => r.id);
       // An empty registry (flushed, or just replaced) proves nothing: wait for the heartbeats.
       unreadable = replicas.some((r) => r.live) ? null : 'no live replica is registered';
@@ -84,4 +86,14 @@ export async function waitForReplicas(
       // aborted: the next turn reports the lagging replicas at once
     }
   }
+}
+
+/** `promise`, or a rejection after `ms`; a late rejection of `promise` is ignored. */
+function withinMs<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`replica list not read within ${ms} ms`)), ms);
+  });
+  promise.catch(() => undefined);
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
