@@ -527,6 +527,18 @@ describe('admin API: changes', () => {
     ]);
     const metrics = await call(world, 'GET', '/metrics');
     expect(metrics.body).toContain('switchyard_commands_rejected_total{source="admin"} 2');
+    // A bad query is a 400 before any guard runs: nothing recorded.
+    const historyLength = async (): Promise<number> =>
+      ((await call(world, 'GET', '/v1/history?limit=100')).body.history as unknown[]).length;
+    const before = await historyLength();
+    world.health.set('green', { healthy: 0, total: 1 });
+    expectError(
+      await call(world, 'POST', '/v1/switch?wait=soon', { to: 'green' }),
+      400,
+      'VALIDATION_FAILED',
+      'wait',
+    );
+    expect(await historyLength()).toBe(before);
 
     expectError(
       await call(world, 'POST', '/v1/switch', { to: 'nope' }),

@@ -101,6 +101,8 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       response: routingTableSchema,
       handle: async (ctx) => {
         const { force, ...body } = await readObject(ctx);
+        // A bad query is refused before anything is recorded, as for every other change.
+        parseWaitQuery(ctx.query);
         if (force !== undefined && typeof force !== 'boolean') {
           const err = fail('VALIDATION_FAILED', 'force: must be a boolean');
           await deps.store.recordRejection(
@@ -128,7 +130,7 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
             );
             // In the audit log like every other refusal (the store also counts it).
             await deps.store.recordRejection(
-              { ...body, op: 'switch' },
+              { ...body, ...(force === undefined ? {} : { force }), op: 'switch' },
               { actor: ctx.source, source: ctx.source },
               err,
             );
