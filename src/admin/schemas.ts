@@ -84,6 +84,16 @@ export const errorSchema = z.object({
         .array(z.string())
         .optional()
         .describe('REPLICAS_LAGGING: live replicas not yet at the revision'),
+      revision: z
+        .int()
+        .optional()
+        .describe('REPLICAS_LAGGING: the stored revision the wait was for'),
+      replicasUnknown: z
+        .boolean()
+        .optional()
+        .describe(
+          'REPLICAS_LAGGING: the replica list could not be read (or listed no live replica) before the deadline',
+        ),
     })
     .loose(),
 });
