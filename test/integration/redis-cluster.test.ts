@@ -133,7 +133,11 @@ describe('redis cluster', () => {
     console.log(
       `cluster: convergence of 3 apps over 20 changes (admin POST -> all applied): p50 ${percentile(timesMs, 50).toFixed(1)} ms, max ${timesMs.at(-1)?.toFixed(1)} ms`,
     );
-    expect(timesMs.at(-1)).toBeLessThan(1000);
+    // Pub/sub hints carry a change in a few ms; the 1 s poll is only the fallback. A median well
+    // under the poll interval proves the hints work; the slowest may hit a busy runner or one
+    // poll, but several intervals mean a replica that never converges by either path.
+    expect(percentile(timesMs, 50)).toBeLessThan(250);
+    expect(timesMs.at(-1)).toBeLessThan(3000);
 
     const res = await post(`${apps[1]!.adminUrl}/v1/switch?wait=all&timeout=5s`, { to: 'green' });
     expect(res.status).toBe(200);
