@@ -70,9 +70,15 @@ export interface RedisCliOptions {
   cluster?: boolean;
   /** Connect with TLS and trust this CA. */
   tls?: TlsFiles;
+  /**
+   * Kill redis-cli and reject after this long (default 10 000 ms), so a paused or wedged server
+   * fails the call with its command named instead of hanging the test until its own timeout.
+   */
+  timeoutMs?: number;
 }
 
 const READY_TIMEOUT_MS = 5000;
+const CLI_TIMEOUT_MS = 10_000;
 const START_ATTEMPTS = 5;
 
 // Processes still running when the test worker exits are killed, so a crashed test never leaves
@@ -86,12 +92,13 @@ process.once('exit', () => {
 export async function startRedisServer(
   options: RedisServerOptions = {},
 ): Promise<RedisServerHandle> {
+  const tls = options.tls;
+  // Read before the directory exists, so a missing CA file leaves nothing behind.
+  const ca = tls === undefined ? undefined : await readFile(tls.caFile, 'utf8');
   const dir = await mkdtemp(join(tmpdir(), 'switchyard-redis-'));
   let child: ChildProcess | null = null;
   let port = 0;
   let closed: Promise<void> | null = null;
-  const tls = options.tls;
-  const ca = tls === undefined ? undefined : await readFile(tls.caFile, 'utf8');
 
   const spawnOn = async (candidate: number): Promise<ChildProcess | null> => {
     const listen =
@@ -248,16 +255,21 @@ export async function startSentinel(options: SentinelOptions): Promise<RedisServ
   let child: ChildProcess | null = null;
   let port = 0;
   let closed: Promise<void> | null = null;
-  for (let attempt = 1; child === null; attempt += 1) {
-    const candidate = await pickFreePort();
-    // Sentinel rewrites its config file, so each attempt gets a fresh one.
-    await writeFile(confPath, `${conf}\nport ${candidate}\nbind 127.0.0.1\ndir ${dir}\n`);
-    const proc = spawn('redis-server', [confPath, '--sentinel'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child = await waitStarted(proc, candidate);
-    if (child !== null) port = candidate;
-    else if (attempt >= START_ATTEMPTS) throw new Error('redis sentinel did not start');
+  try {
+    for (let attempt = 1; child === null; attempt += 1) {
+      const candidate = await pickFreePort();
+      // Sentinel rewrites its config file, so each attempt gets a fresh one.
+      await writeFile(confPath, `${conf}\nport ${candidate}\nbind 127.0.0.1\ndir ${dir}\n`);
+      const proc = spawn('redis-server', [confPath, '--sentinel'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child = await waitStarted(proc, candidate);
+      if (child !== null) port = candidate;
+      else if (attempt >= START_ATTEMPTS) throw new Error('redis sentinel did not start');
+    }
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
   }
   const stopChild = async (signal: NodeJS.Signals): Promise<void> => {
     const proc = child;
@@ -285,7 +297,8 @@ export async function startSentinel(options: SentinelOptions): Promise<RedisServ
 
 /**
  * Runs the real `redis-cli -p PORT args...` and resolves with its trimmed stdout. A password
- * goes through REDISCLI_AUTH, so it is neither on the command line nor warned about.
+ * goes through REDISCLI_AUTH, so it is neither on the command line nor warned about. Rejects
+ * when redis-cli fails or is still running after `timeoutMs` (default 10 s; it is then killed).
  */
 export function redisCli(
   port: number,
@@ -305,14 +318,27 @@ export function redisCli(
     options.password !== undefined
       ? { ...process.env, REDISCLI_AUTH: options.password }
       : undefined;
+  const timeoutMs = options.timeoutMs ?? CLI_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     execFile(
       'redis-cli',
       [...flags, ...args],
-      { maxBuffer: 64 * 1024 * 1024, ...(env !== undefined ? { env } : {}) },
+      {
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: timeoutMs,
+        killSignal: 'SIGKILL',
+        ...(env !== undefined ? { env } : {}),
+      },
       (err, stdout, stderr) => {
-        if (err) reject(new Error(`redis-cli ${args.join(' ')} failed: ${stderr}`, { cause: err }));
-        else resolve(stdout.trim());
+        if (err === null) resolve(stdout.trim());
+        else if (err.killed === true) {
+          reject(
+            new Error(
+              `redis-cli -p ${port} ${args.join(' ')} timed out after ${timeoutMs} ms (server paused or wedged?)`,
+              { cause: err },
+            ),
+          );
+        } else reject(new Error(`redis-cli ${args.join(' ')} failed: ${stderr}`, { cause: err }));
       },
     );
   });
