@@ -3,34 +3,10 @@
  * time; a non-loopback bind without a token is refused.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { B64TOKEN_SOURCE, bearerTokenProblem } from '../lib/bearer-token.js';
 
-/**
- * RFC 6750 §2.1 b64token: the characters a bearer token may hold. The admin token is checked
- * against it when the configuration loads (and the CLI checks what it will send), so a token
- * with white space or a trailing newline from a secret file stops start-up instead of making
- * every call a 401 that looks like a wrong token.
- */
-const B64TOKEN = '[A-Za-z0-9\\-._~+/]+=*';
-const B64TOKEN_RE = new RegExp(`^${B64TOKEN}$`);
 /** `Authorization: Bearer <b64token>`; the scheme is case-insensitive (RFC 7235 §2.1). */
-const AUTHORIZATION_RE = new RegExp(`^Bearer[ \\t]+(${B64TOKEN})[ \\t]*$`, 'i');
-const RULE = 'a bearer token is letters, digits and - . _ ~ + / (RFC 6750), optionally ending in =';
-
-/**
- * Why `token` cannot be sent as `Authorization: Bearer <token>`, or null when it can. Names the
- * position of the first bad character, never the token itself (it is a secret).
- */
-export function bearerTokenProblem(token: string): string | null {
-  if (B64TOKEN_RE.test(token)) return null;
-  if (token === '') return `is empty; ${RULE}`;
-  const space = token.search(/\s/);
-  if (space !== -1) {
-    return `contains white space at character ${space + 1} (a trailing newline from a secret file?); ${RULE}`;
-  }
-  // Everything before this index is a valid b64token prefix (possibly with its = padding).
-  const good = /^[A-Za-z0-9\-._~+/]*=*/.exec(token)?.[0].length ?? 0;
-  return `character ${good + 1} is not allowed; ${RULE}`;
-}
+const AUTHORIZATION_RE = new RegExp(`^Bearer[ \\t]+(${B64TOKEN_SOURCE})[ \\t]*$`, 'i');
 
 /**
  * Returns a checker for `Authorization` header values. Both sides are hashed with SHA-256 first so

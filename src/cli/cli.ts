@@ -3,9 +3,9 @@
  * 1 refused by the server (any 4xx/5xx), 2 usage error, 3 admin API unreachable.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { bearerTokenProblem } from '../admin/auth.js';
 import type { TrafficReport } from '../admin/traffic-report.js';
 import type { ReplicaInfo } from '../control/control-store.js';
+import { bearerTokenProblem } from '../lib/bearer-token.js';
 import type { HistoryEntry, RoutingTable } from '../table/types.js';
 import { AdminClient, AdminUnreachableError, type AdminAnswer } from './admin-client.js';
 import {

@@ -3,8 +3,8 @@
  * (`--kebab-case`) and an environment variable (`SWITCHYARD_UPPER_SNAKE`).
  */
 import { z } from 'zod';
-import { bearerTokenProblem } from '../admin/auth.js';
 import { isSwitchyardError } from '../errors.js';
+import { bearerTokenProblem } from '../lib/bearer-token.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 import { isPoolName, parsePoolSpecFields } from '../table/validate.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { bearerTokenProblem, createTokenCheck } from '../../../src/admin/auth.js';
+import { createTokenCheck } from '../../../src/admin/auth.js';
+import { bearerTokenProblem } from '../../../src/lib/bearer-token.js';
 
 const TOKEN = 'a-Valid_token.0123~+/';
 
