@@ -14,7 +14,13 @@ export interface AdminAnswer {
 /** The admin API could not be reached (refused, timed out, DNS failure, connection reset). */
 export class AdminUnreachableError extends Error {
   constructor(url: string, cause: unknown) {
-    super(`cannot reach the admin API at ${url}: ${describe(cause)}`, { cause });
+    // Redacted even though the CLI refuses credentials in the URL: this message is printed.
+    super(
+      `cannot reach the admin API at ${redactUserinfo(url)}: ${redactUserinfo(describe(cause))}`,
+      {
+        cause,
+      },
+    );
     this.name = 'AdminUnreachableError';
   }
 }
@@ -25,6 +31,35 @@ function describe(err: unknown): string {
     return typeof code === 'string' ? `${code} (${err.message})` : err.message;
   }
   return String(err);
+}
+
+/**
+ * WHATWG URL parsing ignores leading/trailing C0 controls and spaces and removes tabs and
+ * newlines anywhere, so the text is normalised the same way before looking for userinfo.
+ */
+function urlText(text: string): string {
+  // eslint-disable-next-line no-control-regex -- the URL standard's own C0 control set
+  return text.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
+}
+
+/**
+ * True when URL text carries userinfo (`user:password@` or `user@`) before its host, whether or
+ * not it parses: `http://ops:s3cret@127.0.0.1:99999` (bad port), `http:ops:s3cret@host` and
+ * `ops:s3cret@host` (no slashes) all count. Decided on the text, since a URL that does not parse
+ * has no `username` to look at. An `@` in the path (after the first slash, backslash, `?` or `#`
+ * past the authority) does not count.
+ */
+export function hasUserinfo(url: string): boolean {
+  return /^(?:[A-Za-z][A-Za-z0-9+.-]*:)?[/\\]*[^/\\?#]*@/.test(urlText(url));
+}
+
+/**
+ * `text` with the userinfo of every URL in it replaced: `http://ops:s3cret@host` becomes
+ * `http://***@host`. For messages that echo a URL; a password may itself hold `@`, so everything
+ * up to the last `@` of the authority goes.
+ */
+export function redactUserinfo(text: string): string {
+  return text.replace(/([/\\]{2})[^/\\?#\s]*@/g, '$1***@');
 }
 
 /**

@@ -7,7 +7,13 @@ import type { TrafficReport } from '../admin/traffic-report.js';
 import type { ReplicaInfo } from '../control/control-store.js';
 import { bearerTokenProblem } from '../lib/bearer-token.js';
 import type { HistoryEntry, RoutingTable } from '../table/types.js';
-import { AdminClient, AdminUnreachableError, type AdminAnswer } from './admin-client.js';
+import {
+  AdminClient,
+  AdminUnreachableError,
+  hasUserinfo,
+  redactUserinfo,
+  type AdminAnswer,
+} from './admin-client.js';
 import {
   formatChange,
   formatHistory,
@@ -350,30 +356,37 @@ function waitQuery(values: Values): string {
 /**
  * The admin URL may carry a path prefix (an admin API behind a reverse proxy) but no query or
  * fragment: the API paths and their query strings are appended to it. `source` is how the user
- * gave it (`--admin` or `SWITCHYARD_ADMIN_URL`).
+ * gave it (`--admin` or `SWITCHYARD_ADMIN_URL`). No message echoes a `user:password`: credentials
+ * are refused on the text before it is parsed (an unparsable URL such as one with port 99999 would
+ * otherwise be echoed whole), and every echoed URL is redacted besides.
  */
 function checkAdminUrl(url: string, source: string): void {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(
-      `${source}: ${JSON.stringify(url)} is not a URL (e.g. ${DEFAULT_ADMIN_URL})`,
-    );
-  }
-  if (parsed.username !== '' || parsed.password !== '') {
+  if (hasUserinfo(url)) {
     // The admin API takes a bearer token; the URL (and its secret) is not echoed back.
     throw new UsageError(
       `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
     );
   }
+  const shown = JSON.stringify(redactUserinfo(url));
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`${source}: ${shown} is not a URL (e.g. ${DEFAULT_ADMIN_URL})`);
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    // hasUserinfo should have caught it; never echo the URL if the parser found one anyway.
+    throw new UsageError(
+      `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
+    );
+  }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new UsageError(`${source}: ${JSON.stringify(url)} must be an http:// or https:// URL`);
+    throw new UsageError(`${source}: ${shown} must be an http:// or https:// URL`);
   }
   // Checked on the text too: URL drops an empty `?` or `#`, which would still be a typo.
   if (parsed.search !== '' || parsed.hash !== '' || /[?#]/.test(url)) {
     throw new UsageError(
-      `${source}: ${JSON.stringify(url)} must not have a query or fragment (a path prefix is fine, e.g. http://host:9090/switchyard)`,
+      `${source}: ${shown} must not have a query or fragment (a path prefix is fine, e.g. http://host:9090/switchyard)`,
     );
   }
 }

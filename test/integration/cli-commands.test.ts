@@ -363,6 +363,24 @@ describe('switchyard CLI (real binary)', () => {
     expect(withSecret.stderr).not.toContain('s3cret-pass');
   });
 
+  it('review: a user:password admin URL that does not parse is refused without echoing the secret', async () => {
+    // Port 99999 makes the URL unparsable; the "is not a URL" message used to print it whole.
+    for (const [args, env] of [
+      [['status', '--admin', 'http://ops:s3cret@127.0.0.1:99999'], {}],
+      [['status', '--admin', 'http://ops:s3cret@[::1'], {}],
+      [['status', '--admin', 'ops:s3cret@127.0.0.1:9090'], {}],
+      [['status'], { SWITCHYARD_ADMIN_URL: 'http://ops:s3cret@127.0.0.1:99999' }],
+    ] as const) {
+      const run = await cli([...args], env);
+      expect({ args, env, code: run.code }).toEqual({ args, env, code: 2 });
+      expect(run.stderr).toMatch(
+        /^switchyard status: (--admin|SWITCHYARD_ADMIN_URL): must not carry user:password/,
+      );
+      expect(run.stderr).not.toContain('s3cret');
+      expect(run.stdout).not.toContain('s3cret');
+    }
+  });
+
   it('exit 3 when the admin API cannot be reached; the flag wins over SWITCHYARD_ADMIN_URL', async () => {
     const port = await closedPort();
     const run = await cli(['status', '--admin', `http://127.0.0.1:${port}`]);
