@@ -340,6 +340,13 @@ const HELP_ENV_ALIASES: Readonly<Record<string, string>> = {
   logLevel: 'LOG_LEVEL',
 };
 
+/**
+ * The character rule of both tokens, checked at start-up: a token with other characters (which
+ * earlier versions took) exits 2, so it has to be rotated before upgrading.
+ */
+const TOKEN_RULE =
+  '16+ characters of A-Z a-z 0-9 - . _ ~ + /, optionally ending in = (RFC 6750 b64token); others exit 2';
+
 /** One line per setting for `switchyard proxy --help`; a setting missing here is still listed. */
 const HELP_MEANING: Readonly<Record<string, string>> = {
   listen: 'proxy address (IPv6 as [::1]:8080)',
@@ -374,8 +381,8 @@ const HELP_MEANING: Readonly<Record<string, string>> = {
   metricsAuth: 'require the admin token on /metrics too',
   logLevel: 'fatal, error, warn, info, debug, trace or silent',
   buildSha: 'reported by /healthz and /v1/state',
-  adminToken: 'admin API bearer token, 16+ characters; needed for a non-loopback --admin-listen',
-  overrideToken: 'enables the x-switchyard-pool override header for requests carrying it',
+  adminToken: `admin API bearer token, needed for a non-loopback --admin-listen; ${TOKEN_RULE}`,
+  overrideToken: `enables the x-switchyard-pool override header for requests carrying it; ${TOKEN_RULE}`,
 };
 
 /** A schema key's default as a user would write it (`30s`, `0.0.0.0:8080`); undefined: none. */

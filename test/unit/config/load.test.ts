@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parsePoolFlag } from '../../../src/config/load.js';
+import { ConfigError, loadConfig, parsePoolFlag, settingsHelp } from '../../../src/config/load.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'switchyard-config-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -338,6 +338,15 @@ describe('loadConfig checks before anything starts', () => {
     // openssl rand -base64 and -hex output are fine.
     const token = 'q1Zx8+/Uv3kD0P9wJm2T7yLr4bHs6Nc=';
     expect(loadConfig([], { SWITCHYARD_ADMIN_TOKEN: token }).adminToken).toBe(token);
+  });
+
+  it('review: --help states the token character rule for both secrets (it refuses tokens that used to work)', () => {
+    const lines = settingsHelp().split('\n');
+    for (const name of ['SWITCHYARD_ADMIN_TOKEN', 'SWITCHYARD_OVERRIDE_TOKEN']) {
+      const meaning = lines[lines.findIndex((l) => l.trim() === name) + 1] ?? '';
+      expect(meaning, name).toContain('A-Z a-z 0-9 - . _ ~ + /, optionally ending in =');
+      expect(meaning, name).toContain('RFC 6750');
+    }
   });
 
   it('refuses an override token the x-switchyard-token header could never carry', () => {
