@@ -46,7 +46,8 @@ function wantsHelp(argv: readonly string[]): boolean {
  * --listen or --drain-timeout still give the demo.
  */
 function isDemo(config: Config, argv: readonly string[], env: NodeJS.ProcessEnv): boolean {
-  // A --config flag counts even when its value is empty: the user asked for a configured proxy.
+  // An empty --config never gets here (loadConfig refuses it); an empty SWITCHYARD_CONFIG means
+  // unset, as every empty variable does.
   const configFile =
     Boolean(env.SWITCHYARD_CONFIG) ||
     argv.some((arg) => arg === '--config' || arg.startsWith('--config='));

@@ -166,8 +166,17 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     throw new ConfigError([`flags: ${(err as Error).message}`]);
   }
 
-  const configPath = (values.config as string | undefined) ?? env.SWITCHYARD_CONFIG;
-  const merged: Record<string, unknown> = configPath ? readConfigFile(configPath, problems) : {};
+  const configFlag = values.config as string | undefined;
+  if (configFlag === '') {
+    // An empty flag is a mistake (an unset shell variable in `--config=$FILE`), not "no file":
+    // reading nothing would silently start a different proxy (the demo, or no pools).
+    problems.push('--config: needs a file path');
+  }
+  // An empty SWITCHYARD_CONFIG means unset, as for every other variable.
+  const configEnv = env.SWITCHYARD_CONFIG === '' ? undefined : env.SWITCHYARD_CONFIG;
+  const configPath = configFlag === '' ? undefined : (configFlag ?? configEnv);
+  const merged: Record<string, unknown> =
+    configPath === undefined ? {} : readConfigFile(configPath, problems);
   // Where each key's value came from when the user gave it as a flag or environment variable, so
   // a problem names what they wrote (`--drain-timeout`), not the schema key. File values have no
   // entry: their file key is what the user wrote.

@@ -121,6 +121,28 @@ describe('loadConfig', () => {
     );
   });
 
+  it('review: an empty --config is an error naming --config, an empty SWITCHYARD_CONFIG is unset', () => {
+    // `--config=$FILE` with FILE unset used to read nothing, report nothing and skip the demo.
+    expect(problemsOf(() => loadConfig(['--config='], {}))).toEqual([
+      '--config: needs a file path',
+    ]);
+    expect(problemsOf(() => loadConfig(['--config', ''], {}))).toEqual([
+      '--config: needs a file path',
+    ]);
+    // The flag wins over the variable, so an empty flag is refused even with a variable set.
+    const path = file('empty-flag.yaml', 'namespace: fromfile\n');
+    expect(problemsOf(() => loadConfig(['--config='], { SWITCHYARD_CONFIG: path }))).toEqual([
+      '--config: needs a file path',
+    ]);
+    // Reported together with the other problems.
+    expect(problemsOf(() => loadConfig(['--config=', '--drain-timeout', 'soon'], {}))).toEqual([
+      '--config: needs a file path',
+      expect.stringMatching(/^--drain-timeout: /),
+    ]);
+    expect(loadConfig([], { SWITCHYARD_CONFIG: '' }).namespace).toBe('default');
+    expect(loadConfig([], { SWITCHYARD_CONFIG: path }).namespace).toBe('fromfile');
+  });
+
   it('names an unknown config-file key and the setting it was probably meant to be', () => {
     const path = file(
       'typo.yaml',
