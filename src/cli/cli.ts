@@ -322,11 +322,18 @@ function planChange(command: string, positionals: readonly string[], values: Val
 /** Prints the server's refusal (message on stderr; the body on stdout too with --json). */
 function refused(answer: AdminAnswer, json: boolean, io: CliIo): number {
   const error = (
-    answer.body as { error?: { code?: unknown; message?: unknown; lagging?: unknown } } | null
+    answer.body as {
+      error?: { code?: unknown; message?: unknown; lagging?: unknown; replicasUnknown?: unknown };
+    } | null
   )?.error;
   if (json) io.stdout.write(`${JSON.stringify(answer.body, null, 2)}\n`);
   if (error !== undefined && typeof error.code === 'string') {
-    const lagging = Array.isArray(error.lagging) ? ` (lagging: ${error.lagging.join(', ')})` : '';
+    const lagging =
+      error.replicasUnknown === true
+        ? ' (replica list unknown)'
+        : Array.isArray(error.lagging)
+          ? ` (lagging: ${error.lagging.join(', ')})`
+          : '';
     io.stderr.write(`switchyard: ${error.code}: ${String(error.message)}${lagging}\n`);
   } else {
     const text =
