@@ -5,7 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { SwitchyardError } from '../errors.js';
-import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
+import type { CommandMeta, CommandSource, HistoryEntry, RoutingTable } from '../table/types.js';
 
 /** A proxy replica following a namespace (SPEC §6). */
 export interface ReplicaInfo {
@@ -73,3 +73,23 @@ export type SeedPools = ReadonlyArray<{
   readonly version: string;
   readonly endpoints: readonly string[];
 }>;
+
+/** The audit entry of a refused command (SPEC §6: `rejected`, with its reason), for every store. */
+export function rejectedEntry(
+  command: unknown,
+  by: { readonly actor: string; readonly source: CommandSource },
+  previousRevision: number,
+  time: string,
+  error: SwitchyardError,
+): Omit<HistoryEntry, 'id'> {
+  return {
+    revision: null,
+    previousRevision,
+    time,
+    actor: by.actor,
+    source: by.source,
+    command,
+    result: 'rejected',
+    reason: { code: error.code, message: error.message },
+  };
+}

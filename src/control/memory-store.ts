@@ -9,12 +9,13 @@ import type { Metrics } from '../observability/metrics.js';
 import { applyCommand, createSeedTable } from '../table/apply-command.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 import { parseCommandInput } from '../table/validate.js';
-import type {
-  ControlStore,
-  ControlStoreEvents,
-  ReplicaInfo,
-  SeedPools,
-  StoreStatus,
+import {
+  type ControlStore,
+  type ControlStoreEvents,
+  type ReplicaInfo,
+  type SeedPools,
+  type StoreStatus,
+  rejectedEntry,
 } from './control-store.js';
 
 /** Audit entries kept in memory (oldest dropped first). */
@@ -100,16 +101,9 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
       return Promise.resolve(table);
     } catch (err) {
       if (!isSwitchyardError(err)) throw err;
-      this.#record({
-        revision: null,
-        previousRevision,
-        time,
-        actor,
-        source: meta.source,
-        command: input,
-        result: 'rejected',
-        reason: { code: err.code, message: err.message },
-      });
+      this.#record(
+        rejectedEntry(input, { actor, source: meta.source }, previousRevision, time, err),
+      );
       return Promise.reject(err);
     }
   }
@@ -157,16 +151,8 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
   }
 
   recordRejection(input: unknown, meta: CommandMeta, error: SwitchyardError): Promise<void> {
-    this.#record({
-      revision: null,
-      previousRevision: this.#table?.revision ?? 0,
-      time: meta.now ?? new Date().toISOString(),
-      actor: meta.actor,
-      source: meta.source,
-      command: input,
-      result: 'rejected',
-      reason: { code: error.code, message: error.message },
-    });
+    const time = meta.now ?? new Date().toISOString();
+    this.#record(rejectedEntry(input, meta, this.#table?.revision ?? 0, time, error));
     return Promise.resolve();
   }
 

@@ -21,12 +21,13 @@ import { applyCommand, createSeedTable } from '../table/apply-command.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 import { parseCommandInput, parseTable } from '../table/validate.js';
 import { CommandConsumer } from './command-consumer.js';
-import type {
-  ControlStore,
-  ControlStoreEvents,
-  ReplicaInfo,
-  SeedPools,
-  StoreStatus,
+import {
+  type ControlStore,
+  type ControlStoreEvents,
+  type ReplicaInfo,
+  type SeedPools,
+  type StoreStatus,
+  rejectedEntry,
 } from './control-store.js';
 import {
   createRedisClient,
@@ -334,16 +335,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         ? err
         : fail('VALIDATION_FAILED', 'command: could not be applied', { cause: err });
       const outcome = await this.#recordRejection(
-        {
-          revision: null,
-          previousRevision,
-          time,
-          actor,
-          source: meta.source,
-          command: input,
-          result: 'rejected',
-          reason: { code: error.code, message: error.message },
-        },
+        rejectedEntry(input, { actor, source: meta.source }, previousRevision, time, error),
         commandId,
       );
       return outcome === 'duplicate' ? null : error;
@@ -441,17 +433,9 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
    * succeed (else the entry is retried); for admin calls it is best effort.
    */
   async recordRejection(input: unknown, meta: CommandMeta, error: SwitchyardError): Promise<void> {
+    const time = meta.now ?? new Date().toISOString();
     await this.#recordRejection(
-      {
-        revision: null,
-        previousRevision: this.#current?.revision ?? 0,
-        time: meta.now ?? new Date().toISOString(),
-        actor: meta.actor,
-        source: meta.source,
-        command: input,
-        result: 'rejected',
-        reason: { code: error.code, message: error.message },
-      },
+      rejectedEntry(input, meta, this.#current?.revision ?? 0, time, error),
       undefined,
     );
   }
@@ -513,16 +497,13 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     }
     if (problem !== null) {
       await this.#recordRejection(
-        {
-          revision: null,
-          previousRevision: this.#current?.revision ?? 0,
-          time: new Date().toISOString(),
-          actor: meta.actor,
-          source: meta.source,
-          command: recordedCommand,
-          result: 'rejected',
-          reason: { code: problem.code, message: problem.message },
-        },
+        rejectedEntry(
+          recordedCommand,
+          meta,
+          this.#current?.revision ?? 0,
+          new Date().toISOString(),
+          problem,
+        ),
         id,
       );
       this.#log.warn(
