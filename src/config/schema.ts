@@ -86,6 +86,18 @@ export const stickyKey = z
   });
 
 /** The configuration schema with defaults. */
+/**
+ * Both secrets: 16+ characters an HTTP header carries unchanged (RFC 6750 b64token). A token with
+ * white space (a secret file's newline) could never match, since parsers trim header values.
+ */
+const secretToken = z
+  .string()
+  .min(16, 'must be at least 16 characters')
+  .superRefine((token, ctx) => {
+    const problem = bearerTokenProblem(token);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 export const configSchema = z
   .object({
     listen: hostPort.prefault('0.0.0.0:8080'),
@@ -152,25 +164,9 @@ export const configSchema = z
     /** Build identifier reported by /healthz (the image's git SHA). */
     buildSha: z.string().max(80).default('dev'),
     /** Secret: from the environment only (SWITCHYARD_ADMIN_TOKEN). An RFC 6750 bearer token. */
-    adminToken: z
-      .string()
-      .min(16, 'must be at least 16 characters')
-      .superRefine((token, ctx) => {
-        const problem = bearerTokenProblem(token);
-        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
-      })
-      .optional(),
-    /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN). */
-    // Sent as the x-switchyard-token header value, which HTTP parsers trim: a token with white
-    // space (a secret file's newline) would silently never match, so the admin token rule holds.
-    overrideToken: z
-      .string()
-      .min(16, 'must be at least 16 characters')
-      .superRefine((token, ctx) => {
-        const problem = bearerTokenProblem(token);
-        if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
-      })
-      .optional(),
+    adminToken: secretToken.optional(),
+    /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN); sent as x-switchyard-token. */
+    overrideToken: secretToken.optional(),
   })
   .strict()
   .superRefine(
