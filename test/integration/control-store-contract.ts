@@ -5,6 +5,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { fail, isSwitchyardError } from '../../src/errors.js';
 import type { ControlStore, SeedPools } from '../../src/control/control-store.js';
+import { RedisControlStore } from '../../src/control/redis-store.js';
+import { createLogger } from '../../src/observability/logger.js';
 import type { CommandMeta, RoutingTable } from '../../src/table/types.js';
 
 /** A started store on a fresh, empty backend; close() releases it and its backend. */
@@ -34,6 +36,26 @@ export async function codeOf(promise: Promise<unknown>): Promise<string> {
     throw err;
   }
   throw new Error('expected a rejection');
+}
+
+/**
+ * A factory of RedisControlStores on the server `url()` names (read when a test opens a store,
+ * after beforeAll started it), each on a namespace of its own.
+ */
+export function redisStoreFactory(url: () => string): ContractFactory {
+  let namespaces = 0;
+  return async () => {
+    namespaces += 1;
+    const store: RedisControlStore = new RedisControlStore({
+      url: url(),
+      namespace: `contract-${namespaces}`,
+      replicaId: `replica-${namespaces}`,
+      appliedRevision: () => store.current()?.revision ?? 0,
+      logger: createLogger({ level: 'silent' }),
+    });
+    await store.start();
+    return { store, close: () => store.close() };
+  };
 }
 
 /** Registers the contract tests for one implementation. */

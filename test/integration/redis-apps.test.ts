@@ -4,24 +4,16 @@
  * replica (SIGSTOP: heartbeat still fresh, nothing applied) makes `?wait=all` time out with 504
  * REPLICAS_LAGGING naming it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
+import { spawnProxy } from '../helpers/proxy-process.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
-});
-beforeAll(() => {
-  if (!existsSync(MAIN))
-    throw new Error(`${MAIN} is missing: run \`npm run build\` (npm test does)`);
 });
 
 interface Answer {
@@ -84,29 +76,14 @@ async function world(): Promise<{
  * SIGSTOPs it: its heartbeat stays fresh for a while but it applies nothing. Resolves with its id.
  */
 async function stoppedReplica(a: TestApp, redisUrl: string, pools: string[]): Promise<string> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      MAIN,
-      'proxy',
-      '--listen',
-      '127.0.0.1:0',
-      '--admin-listen',
-      '127.0.0.1:0',
-      '--redis',
-      redisUrl,
-      '--namespace',
-      'apps',
-      ...pools.flatMap((p) => ['--pool', p]),
-    ],
-    { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, LOG_LEVEL: 'warn' } },
-  );
-  closers.push(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
-    await once(child, 'exit');
-  });
+  const proc = await spawnProxy([
+    '--redis',
+    redisUrl,
+    '--namespace',
+    'apps',
+    ...pools.flatMap((p) => ['--pool', p]),
+  ]);
+  closers.push(() => proc.kill()); // SIGKILL ends a stopped process too
   const known = new Set(['app-0', 'app-1', 'app-2']);
   const stranger = await eventually(
     async () => {
@@ -116,7 +93,7 @@ async function stoppedReplica(a: TestApp, redisUrl: string, pools: string[]): Pr
     },
     { timeoutMs: 15_000, intervalMs: 100 },
   );
-  child.kill('SIGSTOP');
+  proc.child.kill('SIGSTOP');
   return stranger;
 }
 

@@ -7,14 +7,12 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../src/control/redis-keys.js';
-import { RedisControlStore } from '../../src/control/redis-store.js';
-import { createLogger } from '../../src/observability/logger.js';
 import type { HistoryEntry } from '../../src/table/types.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisCluster, type RedisClusterHandle } from '../helpers/redis-cluster.js';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
-import { controlStoreContract } from './control-store-contract.js';
+import { controlStoreContract, redisStoreFactory } from './control-store-contract.js';
 
 /** Percent-encoded in the URL: `:`, `@`, `/` and `%` must survive the Cluster URL parser. */
 const SECRET = 'cl:Secret@9e/4%b7';
@@ -26,7 +24,6 @@ const USER = {
 };
 
 let cluster: RedisClusterHandle;
-let namespaces = 0;
 const closers: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
@@ -49,18 +46,7 @@ function clusterUrl(): string {
   );
 }
 
-controlStoreContract('redis cluster', async () => {
-  namespaces += 1;
-  const store: RedisControlStore = new RedisControlStore({
-    url: clusterUrl(),
-    namespace: `contract-${namespaces}`,
-    replicaId: `replica-${namespaces}`,
-    appliedRevision: () => store.current()?.revision ?? 0,
-    logger: createLogger({ level: 'silent' }),
-  });
-  await store.start();
-  return { store, close: () => store.close() };
-});
+controlStoreContract('redis cluster', redisStoreFactory(clusterUrl));
 
 /** Three apps following `namespace` on the cluster, blue live, green idle. */
 async function threeApps(namespace: string): Promise<TestApp[]> {
