@@ -256,12 +256,20 @@ describe('drain on cutover', () => {
       { op: 'switch', to: 'green' },
     ];
     const slow: Array<Promise<Response>> = [];
+    // Each change lands while load is flowing and a slow request is in flight on the old table:
+    // pace by the load's progress, not by sleeps (a busy runner may serve far fewer per 250 ms).
+    const progressed = async (): Promise<void> => {
+      const before = load.result.ok;
+      await eventually(() => expect(load.result.ok).toBeGreaterThan(before + 10), {
+        timeoutMs: 5_000,
+      });
+    };
     for (const change of changes) {
       slow.push(fetch(`${t.proxyUrl}/slow?ms=700`));
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await progressed();
       await t.app.store.apply(change, ADMIN);
     }
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await progressed();
     const result = await load.stop();
     const slowStatuses = await Promise.all(slow.map(async (p) => (await p).status));
     console.log(

@@ -4,7 +4,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, test } from 'vitest';
@@ -149,20 +149,14 @@ describe('proxy forwarding', () => {
 
   test('cancels the upstream request when the client goes away', async () => {
     const { blue, p } = await world();
-    const received = new Promise<void>((resolve, reject) => {
-      const req = httpRequest(`${p.url}/stream?n=1000&intervalMs=20`, (res) => {
-        res.once('data', () => {
-          req.destroy();
-          resolve();
-        });
-      });
-      req.on('error', () => undefined);
-      req.once('response', () => undefined);
-      req.on('close', () => resolve());
-      req.end();
-      setTimeout(() => reject(new Error('no data')), 5000).unref();
-    });
-    await received;
+    const req = httpRequest(`${p.url}/stream?n=1000&intervalMs=20`);
+    req.on('error', () => undefined);
+    req.end();
+    const [res] = (await once(req, 'response')) as [IncomingMessage];
+    await once(res, 'data');
+    // The upstream stream is open (proved, not assumed), so its closing below is the proxy's doing.
+    expect(blue.server.stats().openStreams).toBe(1);
+    req.destroy();
     await eventually(() => expect(blue.server.stats().openStreams).toBe(0));
   });
 
@@ -387,8 +381,10 @@ describe('proxy retries', () => {
       const blue = await startReference({ pool: 'blue', version: BLUE });
       closers.push(blue.close);
       let resets = 0;
+      // After the reset it relays the proxy's bytes as sent, so the answer proves what the retry
+      // carried (the held PUT body must arrive whole, not empty).
       const flaky = createServer((client) => {
-        client.once('data', () => {
+        client.once('data', (first: Buffer) => {
           if (resets === 0) {
             resets += 1;
             client.resetAndDestroy();
@@ -398,7 +394,8 @@ describe('proxy retries', () => {
           const up = connect(Number(port), '127.0.0.1');
           up.on('error', () => client.destroy());
           client.on('error', () => up.destroy());
-          up.write(Buffer.from('GET /flaky HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+          up.write(first);
+          client.pipe(up);
           up.pipe(client);
         });
         client.on('error', () => undefined);
@@ -416,9 +413,14 @@ describe('proxy retries', () => {
       );
       const agent = new Agent();
       closers.push(() => agent.close());
-      const r = await request(`${p.url}/`, { dispatcher: agent, method, body: payload });
+      const r = await request(`${p.url}/upload-hash`, { dispatcher: agent, method, body: payload });
       expect(r.statusCode).toBe(200);
-      expect(((await r.body.json()) as { path: string }).path).toBe('/flaky');
+      const sent = Buffer.from(payload ?? '');
+      expect(await r.body.json()).toEqual({
+        pool: 'blue',
+        bytes: sent.length,
+        sha256: createHash('sha256').update(sent).digest('hex'),
+      });
       expect(resets).toBe(1);
       const errors = await p.metrics.upstreamErrors.get();
       expect(errors.values.find((v) => v.labels.reason === 'reset')?.value).toBe(1);

@@ -27,12 +27,14 @@ afterEach(async () => {
 });
 
 /** Three replicas on a fresh namespace, seeded (revision 1). */
-async function threeReplicas(): Promise<{ ns: string; replicas: TestReplica[] }> {
+async function threeReplicas(
+  options: { pollIntervalMs?: number } = {},
+): Promise<{ ns: string; replicas: TestReplica[] }> {
   namespaceCount += 1;
   const ns = `replicas-${namespaceCount}`;
   const replicas: TestReplica[] = [];
   for (const id of ['r1', 'r2', 'r3']) {
-    const replica = await startReplica(redis.url, ns, id);
+    const replica = await startReplica(redis.url, ns, id, options);
     opened.push(replica);
     replicas.push(replica);
   }
@@ -49,7 +51,9 @@ function percentile(sorted: number[], p: number): number {
 
 describe('redis replicas', () => {
   it('three replicas converge after a change made on one of them', async () => {
-    const { replicas } = await threeReplicas();
+    // The safety-net poll is pushed out of the test's reach, so every convergence below came from
+    // the events channel; the bound then only guards against a hang, not against a busy runner.
+    const { replicas } = await threeReplicas({ pollIntervalMs: 60_000 });
     const timesMs: number[] = [];
     for (let i = 1; i <= 20; i += 1) {
       const started = performance.now();
@@ -61,7 +65,7 @@ describe('redis replicas', () => {
         () => {
           for (const r of replicas) expect(r.feed.appliedRevision()).toBe(table.revision);
         },
-        { intervalMs: 1 },
+        { intervalMs: 1, timeoutMs: 10_000 },
       );
       timesMs.push(performance.now() - started);
     }
@@ -69,7 +73,6 @@ describe('redis replicas', () => {
     console.log(
       `convergence of 3 replicas over 20 changes (apply -> all applied): p50 ${percentile(timesMs, 50).toFixed(1)} ms, max ${timesMs.at(-1)?.toFixed(1)} ms`,
     );
-    expect(timesMs.at(-1)).toBeLessThan(500);
     for (const r of replicas) {
       expect(r.feed.current()?.weights['canary']).toBe(200);
     }

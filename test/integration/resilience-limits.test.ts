@@ -315,12 +315,13 @@ describe('upstream limits and backpressure', () => {
 });
 
 describe('idle keep-alive clients', () => {
-  test('1,000 idle keep-alive client connections raise the proxy process memory by less than 30 MB', async () => {
+  test('1,000 idle keep-alive client connections keep under 10 KiB each on the proxy heap', async () => {
     const blue = await startReference({ pool: 'blue', version: BLUE });
     closers.push(blue.close);
-    // Both readings follow a full collection (through the inspector), so RSS moves by what the
-    // connections keep alive, not by when V8 last collected (without it the same test read -9 to
-    // +25 MB). The young generation is capped for the same reason.
+    // Both readings follow a full collection (through the inspector), so the heap moves by what
+    // the connections keep alive, not by when V8 last collected. RSS is printed but not asserted:
+    // it moves with the allocator and the machine (-14 to +25 MB for the same run), which makes
+    // it a bench figure, not a test bound. The young generation is capped for the same reason.
     const proc = await spawnProxy(
       ['--pool', `blue=${BLUE}@${blue.url}`, '--health-check-interval', '0'],
       ['--inspect=127.0.0.1:0', '--max-semi-space-size=1'],
@@ -357,6 +358,7 @@ describe('idle keep-alive clients', () => {
     await collectGarbage(proc);
     const rssBefore = await scrapeMetric(proc.adminUrl, 'process_resident_memory_bytes');
     const heapBefore = await scrapeMetric(proc.adminUrl, 'nodejs_heap_size_used_bytes');
+    const externalBefore = await scrapeMetric(proc.adminUrl, 'nodejs_external_memory_bytes');
     const fdsBefore = await scrapeMetric(proc.adminUrl, 'process_open_fds');
     const sockets: Socket[] = [];
     for (let i = 0; i < 1_000; i += 100) {
@@ -372,13 +374,17 @@ describe('idle keep-alive clients', () => {
     await collectGarbage(proc);
     const rssAfter = await scrapeMetric(proc.adminUrl, 'process_resident_memory_bytes');
     const heapAfter = await scrapeMetric(proc.adminUrl, 'nodejs_heap_size_used_bytes');
+    const externalAfter = await scrapeMetric(proc.adminUrl, 'nodejs_external_memory_bytes');
+    const externalMb = (externalAfter - externalBefore) / MB;
     const rssMb = (rssAfter - rssBefore) / MB;
     const heapMb = (heapAfter - heapBefore) / MB;
     console.log(
       `1,000 idle keep-alive connections: RSS +${rssMb.toFixed(1)} MB ` +
-        `(${((rssAfter - rssBefore) / 1000 / 1024).toFixed(1)} KiB each), heap +${heapMb.toFixed(1)} MB`,
+        `(${((rssAfter - rssBefore) / 1000 / 1024).toFixed(1)} KiB each), heap +${heapMb.toFixed(1)} MB, ` +
+        `external +${externalMb.toFixed(1)} MB`,
     );
-    expect(rssMb).toBeLessThan(30);
+    // Buffers held outside the V8 heap (socket and parser memory) must not grow per connection.
+    expect(externalMb).toBeLessThan(10);
     // What the connections keep alive on the heap after a full collection: about 4 KiB each.
     expect(heapMb).toBeLessThan(10);
     expect(sockets.every((s) => !s.destroyed)).toBe(true);
