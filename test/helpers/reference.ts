@@ -28,6 +28,34 @@ export async function startReference(
   return { server, url: server.url(), close: () => server.close() };
 }
 
+/** The versions the three-colour worlds run: fake SHAs, one per pool. */
+export const COLOUR_VERSIONS = { blue: '1111111', green: '2222222', canary: '3333333' } as const;
+
+/** Three running reference servers, one per colour, and the pools (config keys) that name them. */
+export interface TestColours {
+  readonly blue: TestReference;
+  readonly green: TestReference;
+  readonly canary: TestReference;
+  /** `pools` for startApp's config: blue, green, canary in that order (blue gets 100 %). */
+  readonly pools: Array<{ name: string; version: string; endpoints: string[] }>;
+}
+
+/** Starts blue, green and canary reference servers; each close() is pushed to `closers`. */
+export async function startColours(closers: Array<() => unknown>): Promise<TestColours> {
+  const [blue, green, canary] = await Promise.all(
+    (['blue', 'green', 'canary'] as const).map((pool) =>
+      startReference({ pool, version: COLOUR_VERSIONS[pool] }),
+    ),
+  );
+  if (!blue || !green || !canary) throw new Error('startColours: a reference server is missing');
+  closers.push(blue.close, green.close, canary.close);
+  const pools = [blue, green, canary].map((ref, i) => {
+    const name = (['blue', 'green', 'canary'] as const)[i]!;
+    return { name, version: COLOUR_VERSIONS[name], endpoints: [ref.url] };
+  });
+  return { blue, green, canary, pools };
+}
+
 /** A deep-frozen routing table from pools `{name: {version, endpoints, weight}}`. */
 export function makeTable(
   pools: Record<string, { version: string; endpoints: string[]; weight: number }>,

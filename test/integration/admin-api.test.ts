@@ -5,7 +5,7 @@
  * tests are about the admin API's routing and the store; traffic and metrics go through the real
  * proxy in admin-traffic-metrics.test.ts.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { AdminServer } from '../../src/admin/admin-server.js';
 import type { ProxyView } from '../../src/admin/proxy-view.js';
@@ -15,6 +15,7 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import type { RoutingTable } from '../../src/table/types.js';
 import { Readable } from 'node:stream';
 import { createLogCollector } from '../helpers/log-collector.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const TOKEN = 'test-admin-token-0123456789';
 const BLUE = 'aaaaaaa';
@@ -30,10 +31,7 @@ interface World {
   ready: { value: boolean };
 }
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  while (closers.length > 0) await closers.pop()?.();
-});
+const closers = closeAfterEach();
 
 async function startWorld(
   options: {

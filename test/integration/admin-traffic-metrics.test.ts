@@ -2,18 +2,16 @@
  * Metrics and the observed-vs-configured split through the real app (store + ProxyServer + admin
  * API): requests sent through the proxy show up per pool in /metrics and /v1/traffic.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const BLUE = '1111111';
 const GREEN = '2222222';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = closeAfterEach();
 
 async function world(): Promise<{ t: TestApp; agent: Agent }> {
   const blue = await startReference({ pool: 'blue', version: BLUE });

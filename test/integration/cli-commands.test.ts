@@ -7,20 +7,16 @@ import { existsSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startReference } from '../helpers/reference.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { COLOUR_VERSIONS, startColours } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
-const BLUE = '1111111';
-const GREEN = '2222222';
-const CANARY = '3333333';
+const { blue: BLUE, canary: CANARY } = COLOUR_VERSIONS;
 const TOKEN = 'cli-admin-token-0123456789';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = closeAfterEach();
 
 beforeAll(() => {
   if (!existsSync(MAIN))
@@ -28,22 +24,9 @@ beforeAll(() => {
 });
 
 async function world(config: Record<string, unknown> = {}): Promise<TestApp> {
-  const refs = await Promise.all(
-    [
-      ['blue', BLUE],
-      ['green', GREEN],
-      ['canary', CANARY],
-    ].map(([pool, version]) =>
-      startReference({ pool: pool as string, version: version as string }),
-    ),
-  );
-  for (const r of refs) closers.push(() => r.close());
+  const { pools } = await startColours(closers);
   const t = await startApp({
-    pools: [
-      { name: 'blue', version: BLUE, endpoints: [refs[0]?.url] },
-      { name: 'green', version: GREEN, endpoints: [refs[1]?.url] },
-      { name: 'canary', version: CANARY, endpoints: [refs[2]?.url] },
-    ],
+    pools,
     ...config,
   });
   closers.push(() => t.close());

@@ -7,26 +7,27 @@
 import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Counter, Gauge } from 'prom-client';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { WebSocket } from 'ws';
 import { eventually } from '../helpers/eventually.js';
 import { startLoad } from '../helpers/keepalive-load.js';
-import { startReference, type TestReference } from '../helpers/reference.js';
+import {
+  COLOUR_VERSIONS,
+  startColours,
+  startReference,
+  type TestReference,
+} from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
-const BLUE = '1111111';
-const GREEN = '2222222';
-const CANARY = '3333333';
+const { blue: BLUE } = COLOUR_VERSIONS;
 const ADMIN = { actor: 'test', source: 'admin' as const };
 const DRAIN_MS = 1_000;
 const SPREAD_MS = 500;
 /** Timer lateness tolerated on a shared, loaded machine (upper bounds only). */
 const SLACK_MS = 1_500;
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 interface World {
   blue: TestReference;
@@ -37,18 +38,9 @@ interface World {
 }
 
 async function world(config: Record<string, unknown> = {}): Promise<World> {
-  const blue = await startReference({ pool: 'blue', version: BLUE });
-  closers.push(blue.close);
-  const green = await startReference({ pool: 'green', version: GREEN });
-  closers.push(green.close);
-  const canary = await startReference({ pool: 'canary', version: CANARY });
-  closers.push(canary.close);
+  const { blue, green, canary, pools } = await startColours(closers);
   const t = await startApp({
-    pools: [
-      { name: 'blue', version: BLUE, endpoints: [blue.url] },
-      { name: 'green', version: GREEN, endpoints: [green.url] },
-      { name: 'canary', version: CANARY, endpoints: [canary.url] },
-    ],
+    pools,
     drainTimeout: DRAIN_MS,
     drainSpread: SPREAD_MS,
     healthCheckInterval: 0,

@@ -12,18 +12,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { scrapeMetric, spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startReference } from '../helpers/reference.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const BLUE = '1111111';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 function haproxyBinary(): string {
   const found = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'].find((p) =>

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { configFrom } from '../../src/config/load.js';
 import { ProxyServer } from '../../src/data/proxy-server.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -15,14 +15,12 @@ import { eventually } from '../helpers/eventually.js';
 import { makeTable } from '../helpers/reference.js';
 import { createLogCollector } from '../helpers/log-collector.js';
 import { startApp } from '../helpers/start-app.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const BLUE = 'b10e000';
 const GREEN = '9ee0000';
 
-const closers: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (closers.length > 0) await closers.pop()?.();
-});
+const closers = closeAfterEach();
 
 /** A controllable upstream: /healthz answers 200 or 503, other paths `{name}` or 500. */
 interface Upstream {

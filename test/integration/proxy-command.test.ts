@@ -11,11 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { eventually } from '../helpers/eventually.js';
 import { spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startReference } from '../helpers/reference.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 const DEMO_BLUE = '3f2c9e1';
@@ -23,10 +24,7 @@ const NO_POOLS_WARNING = /^no pools configured/;
 /** The first line of the demo's cheat sheet (src/demo.ts), written to stderr at start-up. */
 const DEMO_CHEAT_SHEET = 'Switchyard demo is running';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 /** Runs `node dist/src/main.js <args>` to its exit (SIGKILLed after 10 s) with only PATH set. */
 async function runMain(

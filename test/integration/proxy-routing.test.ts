@@ -1,25 +1,22 @@
 /** Data plane routing (SPEC §3): weights, stickiness, override, snapshot swap, cookie. */
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { Agent, request } from 'undici';
 import { createPoolPicker } from '../../src/table/sticky-hash.js';
 import { eventually } from '../helpers/eventually.js';
 import {
   makeTable,
   startProxy,
-  startReference,
+  COLOUR_VERSIONS,
+  startColours,
   type TestProxy,
   type TestReference,
 } from '../helpers/reference.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
-const BLUE = '1111111';
-const GREEN = '2222222';
-const CANARY = '3333333';
+const { blue: BLUE, green: GREEN, canary: CANARY } = COLOUR_VERSIONS;
 const TOKEN = 'override-token-0123456789';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 async function world(config: Record<string, unknown> = {}): Promise<{
   blue: TestReference;
@@ -28,12 +25,7 @@ async function world(config: Record<string, unknown> = {}): Promise<{
   p: TestProxy;
   agent: Agent;
 }> {
-  const blue = await startReference({ pool: 'blue', version: BLUE });
-  closers.push(blue.close);
-  const green = await startReference({ pool: 'green', version: GREEN });
-  closers.push(green.close);
-  const canary = await startReference({ pool: 'canary', version: CANARY });
-  closers.push(canary.close);
+  const { blue, green, canary } = await startColours(closers);
   const p = await startProxy(config);
   closers.push(p.close);
   const agent = new Agent({ connections: 4 });

@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { WebSocket } from 'ws';
 import { eventually } from '../helpers/eventually.js';
 import {
@@ -12,13 +12,11 @@ import {
   type TestProxy,
   type TestReference,
 } from '../helpers/reference.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const BLUE = '1111111';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 async function world(endpoint?: string): Promise<{ blue: TestReference; p: TestProxy }> {
   const blue = await startReference({ pool: 'blue', version: BLUE });

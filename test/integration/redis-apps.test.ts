@@ -4,17 +4,15 @@
  * replica (SIGSTOP: heartbeat still fresh, nothing applied) makes `?wait=all` time out with 504
  * REPLICAS_LAGGING naming it.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { spawnProxy } from '../helpers/proxy-process.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = closeAfterEach();
 
 interface Answer {
   revision?: number;

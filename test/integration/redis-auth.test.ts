@@ -7,7 +7,7 @@
  * throwaway CA through NODE_EXTRA_CA_CERTS, and is skipped when this redis-server or machine
  * cannot do TLS.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isSwitchyardError } from '../../src/errors.js';
 import { eventually } from '../helpers/eventually.js';
 import { createLogCollector } from '../helpers/log-collector.js';
@@ -21,6 +21,7 @@ import {
   TlsUnavailableError,
   type TestCertificates,
 } from '../helpers/tls-certs.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 /**
  * The ACL user's password (`:`, `@`, `/` and `%` percent-encoded in URLs), the default user's,
@@ -41,10 +42,7 @@ const ACL_USER = {
   rules: ['~switchyard:*', '&switchyard:*', '+@all'],
 };
 
-const closers: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = closeAfterEach();
 
 function expectNoSecret(lines: readonly unknown[]): void {
   const text = lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n');

@@ -5,7 +5,8 @@
  * with `redis-cli -c XADD` is applied once; every key of a namespace lives in one hash slot; the
  * node serving that slot restarting empty is ridden out like a standalone Redis restart.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
 import { redisKeys } from '../../src/control/redis-keys.js';
 import type { HistoryEntry } from '../../src/table/types.js';
 import { eventually } from '../helpers/eventually.js';
@@ -24,7 +25,7 @@ const USER = {
 };
 
 let cluster: RedisClusterHandle;
-const closers: Array<() => Promise<unknown>> = [];
+const closers = closeAfterEach();
 
 beforeAll(async () => {
   const started = performance.now();
@@ -33,9 +34,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await cluster?.close();
-});
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
 });
 
 /** The cluster URL with Switchyard's ACL user. */

@@ -10,18 +10,16 @@ import { readdirSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { makeTable, startProxy } from '../helpers/reference.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const BLUE = '1111111';
 const TOTAL = 10_000;
 const BATCH = 200;
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 /** V8's gc(), exposed at run time (vitest workers do not get --expose-gc). */
 function exposeGc(): () => void {

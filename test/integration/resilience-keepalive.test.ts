@@ -6,18 +6,16 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { startLoad, type LoadRequest } from '../helpers/keepalive-load.js';
 import { makeTable, startProxy, startReference } from '../helpers/reference.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const BLUE = '1111111';
 const CLIENTS = 6;
 const REQUESTS_PER_CLIENT = 12;
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 const requests: LoadRequest[] = [
   { method: 'GET', path: '/get' },

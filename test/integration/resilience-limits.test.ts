@@ -10,18 +10,16 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { collectGarbage, scrapeMetric, spawnProxy } from '../helpers/proxy-process.js';
 import { makeTable, startProxy, startReference } from '../helpers/reference.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const BLUE = '1111111';
 const MB = 1024 * 1024;
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 function exposeGc(): () => void {
   setFlagsFromString('--expose-gc');

@@ -7,20 +7,18 @@
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
 import { WebSocket } from 'ws';
 import { eventually } from '../helpers/eventually.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { spawnProxy } from '../helpers/proxy-process.js';
 import { makeTable, startProxy, startReference, type TestProxy } from '../helpers/reference.js';
 import { startApp } from '../helpers/start-app.js';
+import { closeAfterEach } from '../helpers/closers.js';
 
 const BLUE = '1111111';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 async function proxyWorld(config: Record<string, unknown> = {}): Promise<TestProxy> {
   const blue = await startReference({ pool: 'blue', version: BLUE });
