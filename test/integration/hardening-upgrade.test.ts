@@ -325,7 +325,7 @@ describe('issue 10 item 9: WebSocket relays to https upstreams use TLS', () => {
     const certs = await createTestCertificates();
     closers.push(() => certs.close());
     const [cert, key] = await Promise.all([readFile(certs.certFile), readFile(certs.keyFile)]);
-    const server = createHttpsServer({ cert, key });
+    const server = createHttpsServer({ cert, key }, (_req, res) => res.end('tls-plain'));
     const wss = new WebSocketServer({ server });
     const seen: Array<{ servername: unknown; host: string | undefined }> = [];
     wss.on('connection', (ws, req) => {
@@ -363,5 +363,37 @@ describe('issue 10 item 9: WebSocket relays to https upstreams use TLS', () => {
     ws.send('over tls');
     expect(String((await echo)[0])).toBe('over tls');
     expect(seen).toEqual([{ servername: 'localhost', host: 'app.test' }]);
+
+    // Any other Upgrade goes the plain https way (undici), Upgrade stripped. undici takes the TLS
+    // server name from the Host header, so this request names the certificate's host.
+    const c = await rawClient(Number(proxyPort));
+    c.socket.write(
+      'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n',
+    );
+    await eventually(() => expect(c.closed()).toBe(true), { timeoutMs: 10_000 });
+    expect(statusOf(c.text())).toBe(200);
+    expect(bodyOf(c.text())).toContain('tls-plain');
+  });
+
+  test('a wss upstream whose certificate is not trusted is answered 502 UPSTREAM_ERROR', async () => {
+    const certs = await createTestCertificates();
+    closers.push(() => certs.close());
+    const [cert, key] = await Promise.all([readFile(certs.certFile), readFile(certs.keyFile)]);
+    const server = createHttpsServer({ cert, key });
+    const wss = new WebSocketServer({ server });
+    let connections = 0;
+    wss.on('connection', () => connections++);
+    const port = await listening(server);
+    // In this process the test CA is unknown: the TLS handshake must fail, never fall back.
+    const p = await proxyTo(`https://localhost:${port}`);
+    const c = await rawClient(p.port);
+    c.socket.write(
+      'GET / HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        `Sec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await eventually(() => expect(c.closed()).toBe(true), { timeoutMs: 10_000 });
+    expect(statusOf(c.text())).toBe(502);
+    expect(errorCodeOf(c.text())).toBe('UPSTREAM_ERROR');
+    expect(connections).toBe(0);
   });
 });
