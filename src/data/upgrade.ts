@@ -118,7 +118,10 @@ export class UpgradeRelay {
     }
     // Same routing and request hygiene as every request; a refusal is answered by the exchange.
     const exchange = new ProxyExchange(this.#ctx, req, res);
-    if (exchange.route(snap) === Routed.Failed) return;
+    if (exchange.route(snap) === Routed.Failed) {
+      socket.resume(); // read what else the client sent, so closing sends no reset
+      return;
+    }
     res.detachSocket(socket);
     const pool = exchange.pool as CompiledPool;
     const endpoint = exchange.endpoint as UpstreamPool;

@@ -285,6 +285,10 @@ describe('issue 10 item 1: handshakes respect the upstream timeout', () => {
     await eventually(() => expect(c.closed()).toBe(true), { timeoutMs: 10_000 });
     expect(statusOf(c.text())).toBe(504);
     expect(errorCodeOf(c.text())).toBe('UPSTREAM_TIMEOUT');
+    const errors = await p.metrics.upstreamErrors.get();
+    expect(
+      errors.values.find((v) => v.labels.pool === 'blue' && v.labels.reason === 'timeout')?.value,
+    ).toBe(1);
   });
 });
 
@@ -301,6 +305,21 @@ describe('issue 10: upgrade error answers come from the catalogue', () => {
     expect(statusOf(c.text())).toBe(400);
     expect(errorCodeOf(c.text())).toBe('BAD_REQUEST');
     expect(up.heads()).toBe(0);
+  });
+
+  test('a WebSocket refused by routing is answered and counted under its real status', async () => {
+    const p = await startProxy();
+    closers.push(p.close);
+    const c = await rawClient(p.port);
+    c.socket.write(
+      'GET / HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        `Sec-WebSocket-Key: ${WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    await eventually(() => expect(c.closed()).toBe(true), { timeoutMs: 10_000 });
+    expect(statusOf(c.text())).toBe(503);
+    expect(errorCodeOf(c.text())).toBe('NO_HEALTHY_UPSTREAM');
+    const requests = await p.metrics.requests.get();
+    expect(requests.values.find((v) => v.labels.code_class === '5xx')?.value).toBe(1);
   });
 
   test('a refused WebSocket upstream is answered 502 UPSTREAM_ERROR as JSON', async () => {
