@@ -239,7 +239,13 @@ export class UpgradeRelay {
       const res = responseOn(req, socket);
       if (reason === 'timeout')
         sendUpgradeError(res, 'UPSTREAM_TIMEOUT', 'upstream did not answer in time', pool.metrics);
-      else sendUpgradeError(res, 'UPSTREAM_ERROR', 'upstream refused the websocket', pool.metrics);
+      else
+        sendUpgradeError(
+          res,
+          'UPSTREAM_ERROR',
+          'upstream websocket handshake failed',
+          pool.metrics,
+        );
     });
     upstream.once('open', () => {
       endHandshake();
