@@ -81,7 +81,8 @@ const REQUEST_DROP: Record<string, number> = {
   'x-forwarded-host': 2,
 };
 
-const RESPONSE_DROP: Record<string, number> = {
+/** Response headers never forwarded (hop-by-hop); 2 = drop but read (Connection). */
+export const RESPONSE_DROP: Record<string, number> = {
   __proto__: null as unknown as number,
   connection: 2,
   'keep-alive': 1,
@@ -139,7 +140,12 @@ function namesNoHeader(tokens: string): boolean {
   return t === 'keep-alive' || t === 'close';
 }
 
-function removeNamed(headers: string[], tokens: string, protect: Record<string, number>): string[] {
+/** Removes from `headers` the fields a Connection value names, except those in `protect`. */
+export function removeNamed(
+  headers: string[],
+  tokens: string,
+  protect: Record<string, number>,
+): string[] {
   if (namesNoHeader(tokens)) return headers;
   const named = new Set<string>();
   for (const t of tokens.split(',')) {

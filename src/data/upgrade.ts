@@ -1,37 +1,65 @@
 /**
- * Upgrade requests (SPEC §3): WebSocket is relayed message by message with `ws` on both sides,
- * so the proxy can end a drained connection with a clean close frame (1012, issue 5); any other
- * protocol is tunnelled as raw TCP. Every upgraded connection is registered in the ConnTracker
- * under its endpoint.
+ * Upgrade requests (SPEC §3). Only WebSocket is relayed: message by message with `ws` on both
+ * sides, so the proxy can end a drained connection with a clean close frame (1012, issue 5), and
+ * only after the upstream completed the handshake (101 with a valid Sec-WebSocket-Accept). An
+ * upstream that answers anything else has that answer relayed, and the connection is closed.
+ *
+ * Any other `Upgrade` (h2c, an unknown token) is forwarded as an ordinary request with the Upgrade
+ * header removed, and the connection is closed after the answer (issue 10, item 1). Not tunnelled
+ * after a 101: a raw tunnel carries whatever the client writes next past every rule of the proxy
+ * (one Host, X-Forwarded-* only from trusted proxies, override headers stripped), and for h2c the
+ * upstream would then take HTTP/2 requests straight from the client ("h2c smuggling"). Not
+ * refused either: RFC 9110 §7.8 lets a server ignore Upgrade, `curl --http2` offers h2c on every
+ * plain-http request and expects an HTTP/1.1 answer, and HAProxy and nginx behave this way too
+ * (they pass Upgrade on only when configured to).
+ *
+ * Every relayed WebSocket is registered in the ConnTracker under its endpoint.
  */
-import type { IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
-import { STATUS_CODES } from 'node:http';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { trackedConnection, type ConnTracker } from './conn-tracker.js';
-import { ProxyExchange, Routed, type ForwardContext } from './forward.js';
-import type { CompiledPool, RoutingSnapshot } from './router.js';
+import {
+  ProxyExchange,
+  removeNamed,
+  RESPONSE_DROP,
+  Routed,
+  type ForwardContext,
+} from './forward.js';
+import type {
+  CompiledPool,
+  PoolMetricChildren,
+  RoutingSnapshot,
+  UpstreamErrorReason,
+} from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
 
 /** Options of the upgrade relay. */
 export interface UpgradeRelayOptions {
-  /** Time allowed for the upstream handshake, in ms. */
+  /** Time allowed for the upstream handshake (connect, TLS and the answer's head), in ms. */
   handshakeTimeout: number;
 }
 
 /** Buffered bytes on one side above which the other side is paused. */
 const HIGH_WATER_BYTES = 1024 * 1024;
 
-/** Request headers the `ws` client sets itself, or that must not be forwarded on a WebSocket. */
+/**
+ * Request headers the `ws` client sets itself, or that must not be forwarded on a WebSocket.
+ * `host` is forwarded (the upstream sees the client's Host, as on every request); TLS SNI and
+ * certificate checks still use the endpoint's own host name (ws's tlsConnect).
+ */
 const WS_OWN_HEADERS = new Set([
   'sec-websocket-key',
   'sec-websocket-version',
   'sec-websocket-extensions',
   'sec-websocket-protocol',
   'sec-websocket-accept',
-  'host',
   'content-length',
 ]);
+
+/** RFC 6455 §4.1: the key is 16 random bytes in base64. */
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
 /** Close codes that may not be sent in a close frame (RFC 6455 §7.4.1). */
 function sendableCode(code: number): number | undefined {
@@ -75,27 +103,60 @@ export class UpgradeRelay {
     });
   }
 
-  /** Routes and relays one upgrade request. */
+  /** Routes one upgrade request: relays a WebSocket, forwards anything else as plain HTTP. */
   handle(req: IncomingMessage, socket: Socket, head: Buffer, snap: RoutingSnapshot | null): void {
     socket.on('error', () => socket.destroy());
-    const exchange = new ProxyExchange(this.#ctx, req, null);
-    if (exchange.route(snap) === Routed.Failed) {
-      writeRawError(socket, exchange.errorStatus, exchange.errorCode, exchange.errorMessage);
+    const res = responseOn(req, socket);
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      this.#forwardWithoutUpgrade(req, res, snap);
       return;
     }
+    const problem = webSocketProblem(req);
+    if (problem !== undefined) {
+      sendUpgradeError(res, 'BAD_REQUEST', problem, this.#ctx.unrouted);
+      return;
+    }
+    // Same routing and request hygiene as every request; a refusal is answered by the exchange.
+    const exchange = new ProxyExchange(this.#ctx, req, res);
+    if (exchange.route(snap) === Routed.Failed) {
+      socket.resume(); // read what else the client sent, so closing sends no reset
+      return;
+    }
+    res.detachSocket(socket);
     const pool = exchange.pool as CompiledPool;
     const endpoint = exchange.endpoint as UpstreamPool;
     pool.traffic.record(Date.now());
     const extra: string[] = [];
     exchange.decorate(extra);
-    const protocol = (req.headers.upgrade ?? '').toLowerCase();
     // During shutdown decorate() adds `connection: close`, which must not reach a 101 answer.
-    if (protocol === 'websocket')
-      for (let i = extra.length - 2; i >= 0; i -= 2)
-        if (extra[i] === 'connection') extra.splice(i, 2);
-    if (protocol === 'websocket')
-      this.#relayWebSocket(req, socket, head, exchange, pool, endpoint, extra);
-    else this.#tunnel(req, socket, head, exchange, pool, endpoint, protocol);
+    for (let i = extra.length - 2; i >= 0; i -= 2)
+      if (extra[i] === 'connection') extra.splice(i, 2);
+    this.#relayWebSocket(req, socket, head, exchange, pool, endpoint, extra);
+  }
+
+  /**
+   * A non-WebSocket Upgrade: forwarded like any request (route() drops Upgrade and what
+   * Connection names), answered on the handed-over socket, which then closes. Node stops parsing
+   * at the head of an upgrade request, so a body could not be framed: such requests are refused.
+   */
+  #forwardWithoutUpgrade(
+    req: IncomingMessage,
+    res: ServerResponse,
+    snap: RoutingSnapshot | null,
+  ): void {
+    // Bytes after the head (a pipelined request) are never read as HTTP: the connection closes.
+    res.socket?.resume();
+    if (hasBody(req)) {
+      sendUpgradeError(
+        res,
+        'BAD_REQUEST',
+        'only WebSocket upgrades are supported; this Upgrade request has a body',
+        this.#ctx.unrouted,
+      );
+      return;
+    }
+    const exchange = new ProxyExchange(this.#ctx, req, res);
+    if (exchange.route(snap) !== Routed.Failed) exchange.forward();
   }
 
   #relayWebSocket(
@@ -121,73 +182,70 @@ export class UpgradeRelay {
       .split(',')
       .map((s) => s.trim())
       .filter((s) => s !== '');
-    const target = `ws://${endpoint.origin.slice('http://'.length)}${exchange.path}`;
-    const upstream = new WebSocket(target, offered, {
+    // wss:// for an https endpoint: ws connects with TLS, SNI and certificate check against the
+    // endpoint's host name, trusting the same CAs as undici (Node's, plus NODE_EXTRA_CA_CERTS).
+    const upstream = new WebSocket(webSocketUrl(endpoint.origin, exchange.path), offered, {
       headers,
       perMessageDeflate: false,
-      handshakeTimeout: this.#options.handshakeTimeout,
       followRedirects: false,
-      ...(req.headers.host === undefined ? {} : { host: req.headers.host }),
     });
     // Errors are handled below or by the relay; this keeps a late one from crashing the process.
     upstream.on('error', noop);
     let settled = false;
+    // Our own timer rather than ws's handshakeTimeout: a timeout is then told by this flag, not
+    // by the text of ws's error message.
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      upstream.terminate();
+    }, this.#options.handshakeTimeout);
+    timer.unref();
     const cancel = (): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       upstream.terminate();
     };
     this.#handshakes.add(cancel);
     socket.once('close', cancel);
     const endHandshake = (): void => {
       settled = true;
+      clearTimeout(timer);
       this.#handshakes.delete(cancel);
       socket.off('close', cancel);
     };
 
-    upstream.once('unexpected-response', (_r, res) => {
+    upstream.once('unexpected-response', (_r, upRes: IncomingMessage) => {
       endHandshake();
-      // The upstream refused the upgrade: relay its answer as is.
-      const lines = [`HTTP/1.1 ${res.statusCode ?? 502} ${res.statusMessage ?? ''}`];
-      const raw = res.rawHeaders;
-      for (let i = 0; i < raw.length; i += 2) {
-        const n = (raw[i] as string).toLowerCase();
-        if (
-          n === 'connection' ||
-          n === 'keep-alive' ||
-          n === 'transfer-encoding' ||
-          n === 'upgrade'
-        )
-          continue;
-        lines.push(`${raw[i] as string}: ${raw[i + 1] as string}`);
-      }
-      for (let i = 0; i < extra.length; i += 2)
-        lines.push(`${extra[i] as string}: ${extra[i + 1] as string}`);
-      lines.push('connection: close', '', '');
-      socket.write(lines.join('\r\n'));
-      socket.once('close', () => upstream.terminate());
-      res.pipe(socket);
-      res.on('error', () => socket.destroy());
-      pool.metrics.tally.count(res.statusCode ?? 502);
+      // The upstream refused the upgrade: relay its answer, then close (never tunnel).
+      const status = upRes.statusCode ?? 502;
+      pool.metrics.tally.count(status);
+      const res = responseOn(req, socket);
+      socket.resume();
+      res.once('close', () => upstream.terminate());
+      upRes.once('error', () => socket.destroy());
+      res.writeHead(status, upRes.statusMessage, [...responseHeaders(upRes.rawHeaders), ...extra]);
+      upRes.pipe(res);
     });
     upstream.once('error', (err: Error & { code?: string }) => {
       if (settled) return;
       endHandshake();
-      const reason =
-        err.code === 'ECONNREFUSED'
-          ? 'refused'
-          : /timeout/i.test(err.message)
-            ? 'timeout'
-            : 'other';
+      const reason: UpstreamErrorReason = timedOut ? 'timeout' : classify(err);
       pool.metrics.errors[reason].inc();
-      this.#ctx.log.debug(
-        { err, pool: pool.name, endpoint: endpoint.url },
-        'websocket upstream failed',
+      this.#ctx.upstreamErrorLog.record(
+        { err, pool: pool.name, endpoint: endpoint.url, reason, websocket: true },
+        Date.now(),
       );
+      const res = responseOn(req, socket);
       if (reason === 'timeout')
-        writeRawError(socket, 504, 'UPSTREAM_TIMEOUT', 'upstream did not answer in time');
-      else writeRawError(socket, 502, 'UPSTREAM_ERROR', 'upstream refused the websocket');
-      pool.metrics.tally.count(502);
+        sendUpgradeError(res, 'UPSTREAM_TIMEOUT', 'upstream did not answer in time', pool.metrics);
+      else
+        sendUpgradeError(
+          res,
+          'UPSTREAM_ERROR',
+          'upstream websocket handshake failed',
+          pool.metrics,
+        );
     });
     upstream.once('open', () => {
       endHandshake();
@@ -199,7 +257,11 @@ export class UpgradeRelay {
         protocol: upstream.protocol === '' ? false : upstream.protocol,
         headers: extra,
       });
+      // ws gives up on a socket that closed meanwhile without calling back.
+      const gone = (): void => upstream.terminate();
+      socket.once('close', gone);
       this.#wss.handleUpgrade(req, socket, head, (client) => {
+        socket.off('close', gone);
         this.#pending.delete(req);
         this.#pipeWebSockets(client, upstream, pool, endpoint);
       });
@@ -261,74 +323,6 @@ export class UpgradeRelay {
     });
   }
 
-  #tunnel(
-    req: IncomingMessage,
-    socket: Socket,
-    head: Buffer,
-    exchange: ProxyExchange,
-    pool: CompiledPool,
-    endpoint: UpstreamPool,
-    protocol: string,
-  ): void {
-    const lines = [`${req.method ?? 'GET'} ${exchange.path} HTTP/1.1`];
-    const h = exchange.headers;
-    for (let i = 0; i < h.length; i += 2) lines.push(`${h[i] as string}: ${h[i + 1] as string}`);
-    lines.push('connection: upgrade', `upgrade: ${protocol}`, '', '');
-    const upstream = connect({ host: endpoint.hostname, port: endpoint.port });
-    upstream.setTimeout(this.#options.handshakeTimeout, () =>
-      upstream.destroy(new Error('upstream connect timeout')),
-    );
-    let connected = false;
-    upstream.once('connect', () => {
-      connected = true;
-      upstream.setTimeout(0);
-      upstream.write(lines.join('\r\n'));
-      if (head.length > 0) upstream.write(head);
-      socket.pipe(upstream);
-      upstream.pipe(socket);
-    });
-    const gauge = this.#ctx.metrics.upgradedConnections.labels(pool.name);
-    gauge.inc();
-    const untrack = this.#tracker.add(
-      endpoint.url,
-      trackedConnection(
-        pool.name,
-        () => {
-          socket.end();
-          upstream.end();
-        },
-        () => {
-          socket.destroy();
-          upstream.destroy();
-        },
-      ),
-    );
-    let ended = false;
-    const end = (): void => {
-      if (ended) return;
-      ended = true;
-      untrack();
-      gauge.dec();
-    };
-    upstream.on('error', (err: Error & { code?: string }) => {
-      end();
-      if (!connected) {
-        pool.metrics.errors[err.code === 'ECONNREFUSED' ? 'refused' : 'other'].inc();
-        writeRawError(socket, 502, 'UPSTREAM_ERROR', 'upstream request failed');
-      } else {
-        socket.destroy();
-      }
-    });
-    upstream.on('close', () => {
-      end();
-      socket.destroy();
-    });
-    socket.on('close', () => {
-      end();
-      upstream.destroy();
-    });
-  }
-
   /** Cancels upstream handshakes still in progress. Open relays are closed through the tracker. */
   close(): void {
     for (const cancel of [...this.#handshakes]) cancel();
@@ -350,14 +344,96 @@ function relay(from: WebSocket, to: WebSocket): void {
 
 function noop(): void {}
 
-function writeRawError(socket: Socket, status: number, code: string, message: string): void {
-  if (!socket.writable) {
-    socket.destroy();
+/** Why a WebSocket upgrade request cannot be relayed, or undefined when it can (RFC 6455 §4.2.1). */
+function webSocketProblem(req: IncomingMessage): string | undefined {
+  if (req.method !== 'GET') return 'a WebSocket handshake must use GET';
+  const url = req.url ?? '';
+  if (url === '*') return 'a WebSocket handshake needs a path';
+  if (!WEBSOCKET_KEY.test(req.headers['sec-websocket-key'] ?? ''))
+    return 'Sec-WebSocket-Key is missing or invalid';
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8') return 'Sec-WebSocket-Version must be 13';
+  if (hasBody(req)) return 'a WebSocket handshake has no body';
+  return undefined;
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** `ws://` or `wss://` URL of `path` on the endpoint with origin `http(s)://host[:port]`. */
+function webSocketUrl(origin: string, path: string): string {
+  return origin.startsWith('https:')
+    ? `wss:${origin.slice('https:'.length)}${path}`
+    : `ws:${origin.slice('http:'.length)}${path}`;
+}
+
+function classify(err: Error & { code?: string }): UpstreamErrorReason {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return 'reset';
+    case 'ETIMEDOUT':
+      return 'timeout';
+    default:
+      return 'other';
+  }
+}
+
+/** The upstream's answer headers without hop-by-hop fields (those Connection names too). */
+function responseHeaders(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  let connection: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (RESPONSE_DROP[lower] === undefined) out.push(name, value);
+    else if (lower === 'connection')
+      connection = connection === undefined ? value : `${connection},${value}`;
+  }
+  return connection === undefined ? out : removeNamed(out, connection, RESPONSE_DROP);
+}
+
+/**
+ * A response on a socket Node handed over with an `upgrade` event, for answers that are not a
+ * 101: it frames the answer like any response, and the connection closes once it is sent.
+ */
+function responseOn(req: IncomingMessage, socket: Socket): ServerResponse {
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket);
+  res.once('finish', () => socket.end(() => socket.destroy()));
+  return res;
+}
+
+/**
+ * The one place this file answers an error: the status comes from the catalogue, the body is
+ * the proxy's JSON error, the answer is counted under its real status, and the connection closes.
+ */
+function sendUpgradeError(
+  res: ServerResponse,
+  code: ErrorCode,
+  message: string,
+  metrics: PoolMetricChildren,
+): void {
+  const status = ERROR_CODES[code];
+  metrics.tally.count(status);
+  const socket = res.socket;
+  if (res.headersSent || socket === null || !socket.writable) {
+    socket?.destroy();
     return;
   }
+  socket.resume();
   const body = JSON.stringify({ error: { code, message } });
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
+  res.writeHead(status, [
+    'content-type',
+    'application/json',
+    'content-length',
+    String(Buffer.byteLength(body)),
+  ]);
+  res.end(body);
 }
