@@ -9,7 +9,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
 import { WebSocket, WebSocketServer } from 'ws';
 import { eventually } from '../helpers/eventually.js';
 import { spawnProxy } from '../helpers/proxy-process.js';
@@ -19,10 +20,7 @@ import { createTestCertificates } from '../helpers/tls-certs.js';
 const BLUE = '1111111';
 const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 async function listening(server: Server): Promise<number> {
   server.listen(0, '127.0.0.1');
