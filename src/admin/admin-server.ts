@@ -5,14 +5,12 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Config } from '../config/schema.js';
-import type { ControlStore } from '../control/control-store.js';
 import { fail, isSwitchyardError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
 import { isLoopbackHost } from '../lib/loopback.js';
+import type { AdminDeps } from './admin-deps.js';
 import { createTokenCheck } from './auth.js';
 import { buildOpenApiDocument } from './openapi.js';
-import type { ProxyView } from './proxy-view.js';
 import { Router, type Route, type RouteReply } from './router.js';
 import { auditRoutes } from './routes/audit.js';
 import { changeRoutes } from './routes/changes.js';
@@ -25,16 +23,6 @@ export type AdminServerOptions = Pick<
   Config,
   'adminListen' | 'adminToken' | 'metricsAuth' | 'buildSha'
 >;
-
-/** What the admin server uses; all created and closed by its owner. */
-export interface AdminDeps {
-  logger: Logger;
-  metrics: Metrics;
-  store: ControlStore;
-  proxy: ProxyView;
-  /** False once shutdown began (readiness turns 503). */
-  isReady: () => boolean;
-}
 
 type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../../observability/logger.js';
 import { fail, isSwitchyardError } from '../../errors.js';
-import type { AdminDeps } from '../admin-server.js';
+import type { AdminDeps } from '../admin-deps.js';
 import { readJsonBody } from '../body.js';
 import type { Route, RouteContext, RouteReply } from '../router.js';
 import {
