@@ -10,7 +10,9 @@ import type { Logger } from '../observability/logger.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 import type { AdminDeps } from './admin-deps.js';
 import { createTokenCheck } from './auth.js';
+import { requireJsonContentType } from './body.js';
 import { buildOpenApiDocument } from './openapi.js';
+import { RequestGuard } from './request-guard.js';
 import { Router, type Route, type RouteReply } from './router.js';
 import { auditRoutes } from './routes/audit.js';
 import { changeRoutes } from './routes/changes.js';
@@ -22,7 +24,8 @@ import { trafficRoutes } from './routes/traffic.js';
 export type AdminServerOptions = Pick<
   Config,
   'adminListen' | 'adminToken' | 'metricsAuth' | 'buildSha'
->;
+> &
+  Partial<Pick<Config, 'adminAllowedHosts'>>;
 
 type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -35,6 +38,7 @@ export class AdminServer {
   readonly #log: Logger;
   readonly #router: Router;
   readonly #checkToken: ((authorization: string | undefined) => boolean) | null;
+  readonly #guard: RequestGuard;
   readonly #closing = new AbortController();
   #state: State = 'idle';
   #server: Server | null = null;
@@ -45,6 +49,12 @@ export class AdminServer {
     this.#log = deps.logger;
     this.#checkToken =
       options.adminToken === undefined ? null : createTokenCheck(options.adminToken);
+    const allowedHosts = options.adminAllowedHosts ?? [];
+    this.#guard = new RequestGuard({
+      listenHost: options.adminListen.host,
+      allowedHosts,
+      checkHost: this.#checkToken === null || allowedHosts.length > 0,
+    });
     let openApi: Record<string, unknown> | null = null;
     const routes: Route[] = [
       ...stateRoutes(deps, options.buildSha),
@@ -158,6 +168,8 @@ export class AdminServer {
 
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      // Browsers first: a page of another site learns nothing, not even which paths exist.
+      this.#guard.refuseCrossSite(req);
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
       const match = this.#router.match(req.method ?? 'GET', url.pathname);
       if (match.route === null) {
@@ -168,10 +180,14 @@ export class AdminServer {
         );
       }
       const { route, params } = match;
+      // The probes (/healthz, /readyz) answer whatever the Host: kubelets send the pod IP, load
+      // balancers whatever they are configured with, and they reveal nothing.
+      if (route.auth !== 'none') this.#guard.checkHost(req);
       if (!this.#authorized(route, req)) {
         res.setHeader('www-authenticate', 'Bearer');
         throw fail('UNAUTHORIZED', 'authorization: missing or wrong bearer token');
       }
+      if (route.method !== 'GET') requireJsonContentType(req);
       const reply = await route.handle({
         req,
         res,

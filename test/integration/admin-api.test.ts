@@ -106,8 +106,9 @@ async function call(
 ): Promise<Answer> {
   const res = await request(`${world.url}${path}`, {
     method: method as 'GET',
+    // Every change carries the JSON content type, a bodyless one too (issue 10).
     headers: {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(method === 'GET' ? {} : { 'content-type': 'application/json' }),
       ...headers,
     },
     body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
