@@ -58,7 +58,10 @@ export class AdminServer {
     let openApi: Record<string, unknown> | null = null;
     const routes: Route[] = [
       ...stateRoutes(deps, options.buildSha),
-      ...changeRoutes(deps, this.#log),
+      ...changeRoutes(deps, this.#log, () => [
+        { name: 'proxy', ...deps.proxy.address() },
+        { name: 'admin', ...this.address() },
+      ]),
       ...auditRoutes(deps),
       ...trafficRoutes(deps),
       ...opsRoutes(

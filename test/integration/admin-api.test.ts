@@ -68,7 +68,10 @@ async function startWorld(
   const proxy: ProxyView = {
     appliedRevision,
     trafficSnapshot: () => ({}),
-    poolHealth: (pool) => health.get(pool) ?? { healthy: 1, total: 1 },
+    settledPoolHealth: (pool) =>
+      Promise.resolve({ ...(health.get(pool) ?? { healthy: 1, total: 1 }), unchecked: 0 }),
+    // No test endpoint uses this port (the loop guard compares endpoints with it).
+    address: () => ({ host: '127.0.0.1', port: 9 }),
     ...options.proxy,
   };
   const admin = new AdminServer(
@@ -269,7 +272,8 @@ describe('admin API: auth', () => {
       proxy: {
         appliedRevision: () => 0,
         trafficSnapshot: () => ({}),
-        poolHealth: () => ({ healthy: 0, total: 0 }),
+        settledPoolHealth: () => Promise.resolve({ healthy: 0, total: 0, unchecked: 0 }),
+        address: () => ({ host: '127.0.0.1', port: 9 }),
       },
       isReady: () => true,
     };

@@ -6,7 +6,9 @@
  * - item 11: a switch to a pool that was just added waits for its first health check;
  * - item 10: a pool endpoint that is this replica's own listener is refused.
  */
+import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AdminClient } from '../../src/cli/admin-client.js';
 import { startReference } from '../helpers/reference.js';
@@ -308,5 +310,172 @@ describe('issue 10 item 2: cross-site changes to a tokenless admin API', () => {
       415,
       'UNSUPPORTED_MEDIA_TYPE',
     );
+  });
+});
+
+/** A loopback URL nothing listens on (connections are refused). */
+async function deadUrl(): Promise<string> {
+  const srv = createNetServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as AddressInfo;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+/** A loopback URL that accepts connections and never answers. */
+async function silentUrl(): Promise<string> {
+  const sockets = new Set<Socket>();
+  const srv = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  closers.push(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => srv.close(() => resolve()));
+  });
+  return `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+}
+
+async function history(t: TestApp): Promise<Array<Record<string, unknown>>> {
+  const answer = await send(t.adminUrl, 'GET', '/v1/history?limit=5', {});
+  expect(answer.status).toBe(200);
+  return answer.body.history as Array<Record<string, unknown>>;
+}
+
+describe('issue 10 item 11: switching to a pool that was just added', () => {
+  // Checks every 2 s (the default), so only the immediate first check can answer in time.
+  const health = { healthCheckInterval: '2s', healthCheckTimeout: '1s' };
+
+  it('set-pool with a dead endpoint then an immediate switch is refused with 409 POOL_UNHEALTHY', async () => {
+    const t = await world(health);
+    const dead = await deadUrl();
+    const put = await send(
+      t.adminUrl,
+      'PUT',
+      '/v1/pools/dead',
+      JSON_TYPE,
+      JSON.stringify({ version: 'dddddd1', endpoints: [dead] }),
+    );
+    expect(put.status).toBe(200);
+    const switched = await send(t.adminUrl, 'POST', '/v1/switch', JSON_TYPE, '{"to":"dead"}');
+    expectError(switched, 409, 'POOL_UNHEALTHY', 'pool "dead" has no healthy endpoint (0 of 1)');
+    expect(t.app.store.current()?.weights).toEqual({ blue: 10_000, green: 0, dead: 0 });
+    // Traffic stays where it was.
+    const r = await send(t.proxyUrl, 'GET', '/', {});
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ pool: 'blue' });
+    // Recorded like every refusal.
+    expect((await history(t))[0]).toMatchObject({
+      result: 'rejected',
+      command: { op: 'switch', to: 'dead' },
+      reason: { code: 'POOL_UNHEALTHY' },
+    });
+  });
+
+  it('an endpoint that never answers its first check is refused once the check times out', async () => {
+    const t = await world({ healthCheckInterval: '2s', healthCheckTimeout: '300ms' });
+    const silent = await silentUrl();
+    expect(
+      (
+        await send(
+          t.adminUrl,
+          'PUT',
+          '/v1/pools/silent',
+          JSON_TYPE,
+          JSON.stringify({ version: 'dddddd2', endpoints: [silent] }),
+        )
+      ).status,
+    ).toBe(200);
+    expectError(
+      await send(t.adminUrl, 'POST', '/v1/switch', JSON_TYPE, '{"to":"silent"}'),
+      409,
+      'POOL_UNHEALTHY',
+    );
+  });
+
+  it('a healthy new endpoint then an immediate switch is accepted without waiting out the bound', async () => {
+    // A long check timeout makes the guard's bound 5 s: an answer well before it shows the
+    // guard waited for the check's answer, not for the bound.
+    const t = await world({ healthCheckInterval: '2s', healthCheckTimeout: '10s' });
+    const fresh = await startReference({ pool: 'fresh', version: 'eeeeee1' });
+    closers.push(() => fresh.close());
+    expect(
+      (
+        await send(
+          t.adminUrl,
+          'PUT',
+          '/v1/pools/fresh',
+          JSON_TYPE,
+          JSON.stringify({ version: 'eeeeee1', endpoints: [fresh.url] }),
+        )
+      ).status,
+    ).toBe(200);
+    const started = Date.now();
+    const switched = await send(t.adminUrl, 'POST', '/v1/switch', JSON_TYPE, '{"to":"fresh"}');
+    const tookMs = Date.now() - started;
+    expect(switched.status).toBe(200);
+    expect(switched.body.weights).toMatchObject({ fresh: 10_000 });
+    expect(tookMs).toBeLessThan(4_000);
+    const r = await send(t.proxyUrl, 'GET', '/', {});
+    expect(r.body).toMatchObject({ pool: 'fresh' });
+  });
+});
+
+describe("issue 10 item 10: a pool endpoint may not be this replica's own listener", () => {
+  it('refuses the proxy and admin ports (loopback, localhost, 0.0.0.0) with 400, recorded in history', async () => {
+    const t = await world();
+    const proxyPort = new URL(t.proxyUrl).port;
+    const adminPort = new URL(t.adminUrl).port;
+    const before = revision(t);
+    const cases: Array<[string[], string]> = [
+      [
+        [t.proxyUrl],
+        `endpoints[0]: http://127.0.0.1:${proxyPort} is this replica's own proxy listener`,
+      ],
+      [
+        ['http://127.0.0.1:1', `http://localhost:${proxyPort}/app`],
+        `endpoints[1]: http://localhost:${proxyPort} is this replica's own proxy listener`,
+      ],
+      [
+        [`http://0.0.0.0:${proxyPort}`],
+        `endpoints[0]: http://0.0.0.0:${proxyPort} is this replica's own proxy listener`,
+      ],
+      [
+        [`http://ops:secret@127.0.0.1:${adminPort}`],
+        `endpoints[0]: http://127.0.0.1:${adminPort} is this replica's own admin listener`,
+      ],
+    ];
+    for (const [endpoints, message] of cases) {
+      const answer = await send(
+        t.adminUrl,
+        'PUT',
+        '/v1/pools/loop',
+        JSON_TYPE,
+        JSON.stringify({ version: 'fffffff', endpoints }),
+      );
+      expectError(answer, 400, 'VALIDATION_FAILED', message);
+      expect(answer.body.error.message).not.toContain('secret');
+    }
+    expect(revision(t)).toBe(before);
+    expect(t.app.store.current()?.pools).not.toHaveProperty('loop');
+    expect((await history(t))[0]).toMatchObject({
+      result: 'rejected',
+      command: { op: 'set-pool', pool: 'loop' },
+      reason: { code: 'VALIDATION_FAILED', message: expect.stringContaining('admin listener') },
+    });
+    // Another port on loopback is an ordinary upstream.
+    const other = await startReference({ pool: 'other', version: 'fffffff' });
+    closers.push(() => other.close());
+    const ok = await send(
+      t.adminUrl,
+      'PUT',
+      '/v1/pools/other',
+      JSON_TYPE,
+      JSON.stringify({ version: 'fffffff', endpoints: [other.url] }),
+    );
+    expect(ok.status).toBe(200);
   });
 });
