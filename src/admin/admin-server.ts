@@ -12,6 +12,7 @@ import type { AdminDeps } from './admin-deps.js';
 import { createTokenCheck } from './auth.js';
 import { requireJsonContentType } from './body.js';
 import { buildOpenApiDocument } from './openapi.js';
+import type { OwnListener } from './own-listeners.js';
 import { RequestGuard } from './request-guard.js';
 import { Router, type Route, type RouteReply } from './router.js';
 import { auditRoutes } from './routes/audit.js';
@@ -58,10 +59,12 @@ export class AdminServer {
     let openApi: Record<string, unknown> | null = null;
     const routes: Route[] = [
       ...stateRoutes(deps, options.buildSha),
-      ...changeRoutes(deps, this.#log, () => [
-        { name: 'proxy', ...deps.proxy.address() },
-        { name: 'admin', ...this.address() },
-      ]),
+      ...changeRoutes(deps, this.#log, () =>
+        listening([
+          ['proxy', () => deps.proxy.address()],
+          ['admin', () => this.address()],
+        ]),
+      ),
       ...auditRoutes(deps),
       ...trafficRoutes(deps),
       ...opsRoutes(
@@ -234,6 +237,26 @@ export class AdminServer {
       json: { error: { code: 'INTERNAL', message: 'internal error (see the server log)' } },
     });
   }
+}
+
+/**
+ * The listeners that are bound now. A listener already closed (the proxy stops before the admin
+ * API during shutdown) throws from address(): nothing can loop to it, so it is left out.
+ */
+function listening(
+  listeners: ReadonlyArray<readonly [string, () => { host: string; port: number }]>,
+): OwnListener[] {
+  const out: OwnListener[] = [];
+  for (const [name, address] of listeners) {
+    let bound;
+    try {
+      bound = address();
+    } catch {
+      continue;
+    }
+    out.push({ name, ...bound });
+  }
+  return out;
 }
 
 function send(res: ServerResponse, reply: RouteReply): void {
