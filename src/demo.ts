@@ -56,7 +56,7 @@ Switchyard demo is running: blue (100 %), green and canary pools on local refere
   curl -s ${adminUrl}/v1/state                           # the routing table
   curl -s -XPOST ${adminUrl}/v1/canary -H 'content-type: application/json' -d '{"percent":10}'
   curl -s -XPOST ${adminUrl}/v1/switch -H 'content-type: application/json' -d '{"to":"green"}'
-  curl -s -XPOST ${adminUrl}/v1/rollback
+  curl -s -XPOST ${adminUrl}/v1/rollback -H 'content-type: application/json'
 
 ${cliSetup}  npx switchyard status                                  # the same with the CLI
   npx switchyard canary 25

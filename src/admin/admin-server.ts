@@ -5,14 +5,15 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Config } from '../config/schema.js';
-import type { ControlStore } from '../control/control-store.js';
 import { fail, isSwitchyardError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { Metrics } from '../observability/metrics.js';
 import { isLoopbackHost } from '../lib/loopback.js';
+import type { AdminDeps } from './admin-deps.js';
 import { createTokenCheck } from './auth.js';
+import { requireJsonContentType } from './body.js';
 import { buildOpenApiDocument } from './openapi.js';
-import type { ProxyView } from './proxy-view.js';
+import type { OwnListener } from './own-listeners.js';
+import { RequestGuard } from './request-guard.js';
 import { Router, type Route, type RouteReply } from './router.js';
 import { auditRoutes } from './routes/audit.js';
 import { changeRoutes } from './routes/changes.js';
@@ -24,17 +25,8 @@ import { trafficRoutes } from './routes/traffic.js';
 export type AdminServerOptions = Pick<
   Config,
   'adminListen' | 'adminToken' | 'metricsAuth' | 'buildSha'
->;
-
-/** What the admin server uses; all created and closed by its owner. */
-export interface AdminDeps {
-  logger: Logger;
-  metrics: Metrics;
-  store: ControlStore;
-  proxy: ProxyView;
-  /** False once shutdown began (readiness turns 503). */
-  isReady: () => boolean;
-}
+> &
+  Partial<Pick<Config, 'adminAllowedHosts'>>;
 
 type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -47,6 +39,7 @@ export class AdminServer {
   readonly #log: Logger;
   readonly #router: Router;
   readonly #checkToken: ((authorization: string | undefined) => boolean) | null;
+  readonly #guard: RequestGuard;
   readonly #closing = new AbortController();
   #state: State = 'idle';
   #server: Server | null = null;
@@ -57,10 +50,21 @@ export class AdminServer {
     this.#log = deps.logger;
     this.#checkToken =
       options.adminToken === undefined ? null : createTokenCheck(options.adminToken);
+    const allowedHosts = options.adminAllowedHosts ?? [];
+    this.#guard = new RequestGuard({
+      listenHost: options.adminListen.host,
+      allowedHosts,
+      checkHost: this.#checkToken === null || allowedHosts.length > 0,
+    });
     let openApi: Record<string, unknown> | null = null;
     const routes: Route[] = [
       ...stateRoutes(deps, options.buildSha),
-      ...changeRoutes(deps, this.#log),
+      ...changeRoutes(deps, this.#log, () =>
+        listening([
+          ['proxy', () => deps.proxy.address()],
+          ['admin', () => this.address()],
+        ]),
+      ),
       ...auditRoutes(deps),
       ...trafficRoutes(deps),
       ...opsRoutes(
@@ -170,6 +174,8 @@ export class AdminServer {
 
   async #dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
+      // Browsers first: a page of another site learns nothing, not even which paths exist.
+      this.#guard.refuseCrossSite(req);
       const url = new URL(req.url ?? '/', 'http://admin.invalid');
       const match = this.#router.match(req.method ?? 'GET', url.pathname);
       if (match.route === null) {
@@ -180,10 +186,14 @@ export class AdminServer {
         );
       }
       const { route, params } = match;
+      // The probes (/healthz, /readyz) answer whatever the Host: kubelets send the pod IP, load
+      // balancers whatever they are configured with, and they reveal nothing.
+      if (route.auth !== 'none') this.#guard.checkHost(req);
       if (!this.#authorized(route, req)) {
         res.setHeader('www-authenticate', 'Bearer');
         throw fail('UNAUTHORIZED', 'authorization: missing or wrong bearer token');
       }
+      if (route.method !== 'GET') requireJsonContentType(req);
       const reply = await route.handle({
         req,
         res,
@@ -227,6 +237,26 @@ export class AdminServer {
       json: { error: { code: 'INTERNAL', message: 'internal error (see the server log)' } },
     });
   }
+}
+
+/**
+ * The listeners that are bound now. A listener already closed (the proxy stops before the admin
+ * API during shutdown) throws from address(): nothing can loop to it, so it is left out.
+ */
+function listening(
+  listeners: ReadonlyArray<readonly [string, () => { host: string; port: number }]>,
+): OwnListener[] {
+  const out: OwnListener[] = [];
+  for (const [name, address] of listeners) {
+    let bound;
+    try {
+      bound = address();
+    } catch {
+      continue;
+    }
+    out.push({ name, ...bound });
+  }
+  return out;
 }
 
 function send(res: ServerResponse, reply: RouteReply): void {

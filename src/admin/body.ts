@@ -14,30 +14,41 @@ function isJsonContentType(value: string): boolean {
 }
 
 /**
- * Reads and parses a JSON body. An empty body without a content type is `{}` (so `curl -X POST
- * .../rollback` works); any content type other than JSON is 415 even with an empty body, which
- * also turns away cross-site form posts. Over `limitBytes` is 413 (the rest is not read);
- * unparsable JSON is 400 INVALID_JSON.
+ * Refuses (415) a change without `content-type: application/json`, a bodyless one too: a page of
+ * another site can send a form or a bodyless POST without a CORS preflight, but not this header
+ * (issue 10). The CLI sends it on every change.
  */
-export async function readJsonBody(
-  req: IncomingMessage,
-  limitBytes = MAX_BODY_BYTES,
-): Promise<unknown> {
+export function requireJsonContentType(req: IncomingMessage): void {
   const contentType = req.headers['content-type'];
-  const declaredLength = req.headers['content-length'];
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined ||
-    (declaredLength !== undefined && declaredLength !== '0');
-  if (contentType !== undefined && !isJsonContentType(contentType)) {
+  if (contentType === undefined) {
+    throw fail(
+      'UNSUPPORTED_MEDIA_TYPE',
+      'content-type: must be application/json, on a bodyless change too (e.g. curl -X POST -H "content-type: application/json")',
+    );
+  }
+  if (!isJsonContentType(contentType)) {
     throw fail(
       'UNSUPPORTED_MEDIA_TYPE',
       `content-type: must be application/json (got ${JSON.stringify(contentType.slice(0, 80))})`,
     );
   }
+}
+
+/**
+ * Reads and parses a JSON body. The content type must be JSON (requireJsonContentType); an empty
+ * body is `{}`. Over `limitBytes` is 413 (the rest is not read); unparsable JSON is 400
+ * INVALID_JSON.
+ */
+export async function readJsonBody(
+  req: IncomingMessage,
+  limitBytes = MAX_BODY_BYTES,
+): Promise<unknown> {
+  requireJsonContentType(req);
+  const declaredLength = req.headers['content-length'];
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined ||
+    (declaredLength !== undefined && declaredLength !== '0');
   if (!hasBody) return {};
-  if (contentType === undefined) {
-    throw fail('UNSUPPORTED_MEDIA_TYPE', 'content-type: must be application/json');
-  }
   if (declaredLength !== undefined && Number(declaredLength) > limitBytes) {
     throw tooLarge(limitBytes);
   }

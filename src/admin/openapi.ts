@@ -9,10 +9,12 @@ import { errorSchema } from './schemas.js';
 const STATUS_TEXT: Record<number, string> = {
   400: 'Invalid JSON or values (the message names the field)',
   401: 'Missing or wrong bearer token',
+  403: "FORBIDDEN: a browser request from another site's page (Origin, Sec-Fetch-Site)",
   404: 'Unknown pool or endpoint',
   409: 'Refused by a guard: POOL_LIVE, REVISION_CONFLICT, NO_STABLE_POOL, NOTHING_TO_UNDO, POOL_UNHEALTHY',
   413: 'Body over 1 MiB',
-  415: 'Body is not application/json',
+  415: 'A change without content-type: application/json (a bodyless one too)',
+  421: 'MISDIRECTED_REQUEST: the Host is not an address or configured name of this admin API',
   500: 'Internal error',
   503: 'Control store unavailable (nothing changed) or not ready',
   504: 'REPLICAS_LAGGING: stored, but live replicas had not applied it in time',
@@ -65,7 +67,12 @@ export function buildOpenApiDocument(
       [okStatus]: { description: 'OK', content: okContent },
     };
     const errorStatuses = new Set<number>(route.errors ?? []);
-    if (route.auth !== 'none') errorStatuses.add(401);
+    errorStatuses.add(403);
+    if (route.auth !== 'none') {
+      errorStatuses.add(401);
+      errorStatuses.add(421);
+    }
+    if (route.method !== 'GET') errorStatuses.add(415);
     errorStatuses.add(500);
     for (const status of [...errorStatuses].sort()) {
       if (String(status) === okStatus) continue;

@@ -9,6 +9,15 @@ export interface ProxyView {
   appliedRevision(): number;
   /** Requests answered per pool over the last `windowMs` milliseconds. */
   trafficSnapshot(windowMs: number): Record<string, number>;
-  /** Healthy and total endpoints of `pool` (both 0 for a pool the proxy does not know). */
-  poolHealth(pool: string): { healthy: number; total: number };
+  /**
+   * Healthy, total and not-yet-checked endpoints of `pool` (all 0 for a pool the proxy does not
+   * know). While none is healthy and some await their first health check (a pool just added),
+   * waits a bounded moment (about the check timeout) for those checks.
+   */
+  settledPoolHealth(
+    pool: string,
+    signal?: AbortSignal,
+  ): Promise<{ healthy: number; total: number; unchecked: number }>;
+  /** The proxy listener's bound address. */
+  address(): { host: string; port: number };
 }

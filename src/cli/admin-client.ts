@@ -109,7 +109,8 @@ export class AdminClient {
       accept: 'application/json',
     };
     if (this.#options.token !== undefined) headers.authorization = `Bearer ${this.#options.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    // Every change says JSON, a bodyless one too: the admin API refuses changes without it (415).
+    if (method !== 'GET') headers['content-type'] = 'application/json';
     try {
       const res = await request(url, {
         method,

@@ -28,6 +28,7 @@ type Kind = 'string' | 'duration' | 'boolean' | 'integer' | 'list';
 const KEYS: Record<string, Kind> = {
   listen: 'string',
   adminListen: 'string',
+  adminAllowedHosts: 'list',
   redis: 'string',
   namespace: 'string',
   drainTimeout: 'duration',
@@ -326,6 +327,7 @@ export function configFrom(input: Record<string, unknown>): Config {
 const HELP_VALUE: Readonly<Record<string, string>> = {
   listen: 'HOST:PORT',
   adminListen: 'HOST:PORT',
+  adminAllowedHosts: 'NAME[,NAME...]',
   redis: 'URL',
   namespace: 'NS',
   healthCheckPath: 'PATH',
@@ -360,6 +362,8 @@ const TOKEN_RULE =
 const HELP_MEANING: Readonly<Record<string, string>> = {
   listen: 'proxy address (IPv6 as [::1]:8080)',
   adminListen: 'admin API address; a non-loopback one needs SWITCHYARD_ADMIN_TOKEN',
+  adminAllowedHosts:
+    'names the admin API answers to besides its own addresses (others: 421, DNS rebinding)',
   redis: 'control store shared by replicas (absent: in-memory store)',
   namespace: 'replicas with the same namespace share one table',
   drainTimeout: 'long-lived connections to a retired endpoint stay open at least this long',

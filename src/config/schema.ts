@@ -85,6 +85,24 @@ export const stickyKey = z
     return { source, name: source === 'header' ? name.toLowerCase() : name };
   });
 
+/**
+ * A name the admin API answers to besides its own addresses (`adminAllowedHosts`): a DNS name as
+ * clients write it in the URL, without a port (any port matches). Lowercased.
+ */
+const HOST_NAME_RE =
+  /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/;
+const allowedHostName = z.string().transform((raw, ctx) => {
+  const name = raw.trim().toLowerCase();
+  if (name.length > 253 || !HOST_NAME_RE.test(name)) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `${JSON.stringify(raw)} is not a host name such as admin.example.com (no scheme, port, path or wildcard)`,
+    });
+    return z.NEVER;
+  }
+  return name;
+});
+
 /** The configuration schema with defaults. */
 /**
  * Both secrets: 16+ characters an HTTP header carries unchanged (RFC 6750 b64token). A token with
@@ -102,6 +120,11 @@ export const configSchema = z
   .object({
     listen: hostPort.prefault('0.0.0.0:8080'),
     adminListen: hostPort.prefault('127.0.0.1:9090'),
+    /**
+     * Host names the admin API answers to besides its own addresses (IP literals, and `localhost`
+     * when bound to loopback or all interfaces); other `Host` values get 421 (DNS rebinding).
+     */
+    adminAllowedHosts: z.array(allowedHostName).default([]),
     redis: z.string().url().optional(),
     namespace: z
       .string()

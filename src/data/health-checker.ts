@@ -7,6 +7,11 @@
  *   (never a forwarding socket). Connection failures, timeouts and 5xx fail a check; any other
  *   status passes, so an app without that path (404) is still checked for being up.
  *   `unhealthyThreshold` failures in a row mark the endpoint down, `healthyThreshold` passes up.
+ *   A new endpoint is checked as soon as it enters the table and is unknown until then: it takes
+ *   traffic (a proxy starting up must not refuse everything), but until its first pass it is not
+ *   known to work, so one failure takes it down and one pass brings it up (thresholds smooth the
+ *   flapping of an endpoint seen working; issue 10 item 11). Guards such as the POOL_UNHEALTHY
+ *   switch guard wait a bounded moment for those first checks (`settledPoolHealth`).
  * - Passive: `ejectionThreshold` failed requests in a row (connection failures or 5xx, counted by
  *   the request path) eject the endpoint for `ejectionDuration`, doubled on each repeat up to
  *   `maxEjectionDuration`; passing active checks re-admit it early (as Envoy does). Passive
@@ -86,6 +91,20 @@ export function ejectionDurationMs(baseMs: number, maxMs: number, n: number): nu
   return Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(n - 1, 0), 30));
 }
 
+/** Health of a pool for a guard: endpoints awaiting their first check are counted apart. */
+export interface SettledPoolHealth {
+  /** Endpoints that take traffic and, with active checks on, have been checked. */
+  healthy: number;
+  total: number;
+  /** Endpoints whose first active check has not answered yet (0 when checks are off). */
+  unchecked: number;
+}
+
+/** Longest a guard waits for first checks, whatever `healthCheckTimeout` says. */
+const MAX_FIRST_CHECK_WAIT_MS = 5_000;
+/** Slack past the check timeout for the check's own timers on a busy event loop. */
+const FIRST_CHECK_SLACK_MS = 500;
+
 /** Why an endpoint's health changed (the `reason` log field). */
 type HealthReason = 'check-failed' | 'check-passed' | 'ejected' | 'ejection-ended';
 
@@ -95,6 +114,10 @@ class EndpointState {
   pools: readonly string[] = [];
   /** Verdict of the active checks; true until they say otherwise. */
   up = true;
+  /** True once an active check answered (passed or failed). */
+  checked = false;
+  /** True once an active check passed: thresholds apply from then on. */
+  everPassed = false;
   passes = 0;
   fails = 0;
   checkTimer: NodeJS.Timeout | undefined;
@@ -122,6 +145,8 @@ export class HealthChecker {
   readonly #states = new Map<UpstreamPool, EndpointState>();
   #snapshot: RoutingSnapshot | null = null;
   #closed = false;
+  /** Called on every first verdict, table change and close: settledPoolHealth() waiters. */
+  readonly #verdictListeners = new Set<() => void>();
 
   constructor(options: HealthCheckerOptions, deps: { logger: Logger; metrics: Metrics }) {
     this.#options = options;
@@ -168,6 +193,7 @@ export class HealthChecker {
         if (!snapshot.pools.has(pool)) this.#metrics.healthyEndpoints.remove({ pool });
       }
     }
+    this.#notifyVerdict();
   }
 
   /** Healthy and total endpoints of `pool` in the current snapshot. */
@@ -179,11 +205,66 @@ export class HealthChecker {
     return { healthy, total: eps.length };
   }
 
+  /**
+   * Health of `pool` for a guard. While the pool has no healthy checked endpoint but some whose
+   * first check is pending (a pool just added), waits for those checks: at most the check
+   * timeout plus 500 ms, capped at 5 s, or until `signal` aborts. Endpoints still unchecked then
+   * are reported as such, not as healthy. With active checks off it answers at once.
+   */
+  async settledPoolHealth(pool: string, signal?: AbortSignal): Promise<SettledPoolHealth> {
+    const waitMs =
+      this.#options.intervalMs > 0
+        ? Math.min(this.#options.timeoutMs + FIRST_CHECK_SLACK_MS, MAX_FIRST_CHECK_WAIT_MS)
+        : 0;
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const health = this.#settledHealth(pool);
+      const remainingMs = deadline - Date.now();
+      if (health.healthy > 0 || health.unchecked === 0 || remainingMs <= 0) return health;
+      if (this.#closed || signal?.aborted === true) return health;
+      await this.#nextVerdict(remainingMs, signal);
+    }
+  }
+
   /** Stops every check and ejection timer and aborts checks in flight. Idempotent. */
   close(): void {
     this.#closed = true;
     for (const state of this.#states.values()) this.#stop(state);
     this.#states.clear();
+    this.#notifyVerdict();
+  }
+
+  #settledHealth(pool: string): SettledPoolHealth {
+    const eps = this.#snapshot?.pools.get(pool)?.endpoints;
+    if (eps === undefined) return { healthy: 0, total: 0, unchecked: 0 };
+    let healthy = 0;
+    let unchecked = 0;
+    for (const ep of eps) {
+      const state = this.#states.get(ep);
+      if (this.#options.intervalMs > 0 && state !== undefined && !state.checked) unchecked++;
+      else if (ep.healthy) healthy++;
+    }
+    return { healthy, total: eps.length, unchecked };
+  }
+
+  /** Resolves on the next first verdict, table change or close, after `ms`, or on abort. */
+  #nextVerdict(ms: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#verdictListeners.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      timer.unref();
+      this.#verdictListeners.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  #notifyVerdict(): void {
+    for (const listener of [...this.#verdictListeners]) listener();
   }
 
   #stop(state: EndpointState): void {
@@ -239,12 +320,24 @@ export class HealthChecker {
     state.checkAbort = null;
     if (failure === null) this.#checkPassed(state);
     else this.#checkFailed(state, failure);
+    if (!state.checked) {
+      state.checked = true;
+      this.#notifyVerdict();
+    }
     this.#scheduleCheck(state, opts.intervalMs);
   }
 
   #checkPassed(state: EndpointState): void {
     state.fails = 0;
     state.passes++;
+    const firstPass = !state.everPassed;
+    state.everPassed = true;
+    if (firstPass && !state.up) {
+      // Down only because it had never passed: no flapping to smooth.
+      state.up = true;
+      this.#apply(state, 'check-passed', {});
+      return;
+    }
     if (state.passes < this.#options.healthyThreshold) return;
     if (!state.up) {
       state.up = true;
@@ -261,7 +354,8 @@ export class HealthChecker {
   #checkFailed(state: EndpointState, cause: string): void {
     state.passes = 0;
     state.fails++;
-    if (state.up && state.fails >= this.#options.unhealthyThreshold) {
+    // Never seen working (a new endpoint): one failure is enough to stop trusting it.
+    if (state.up && (!state.everPassed || state.fails >= this.#options.unhealthyThreshold)) {
       state.up = false;
       this.#apply(state, 'check-failed', { cause });
     }

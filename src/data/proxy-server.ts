@@ -17,7 +17,12 @@ import { StickyIdSource } from '../table/sticky-hash.js';
 import { ConnTracker, SHUTDOWN_CLOSE_CODE } from './conn-tracker.js';
 import { Drainer } from './drainer.js';
 import { overrideDigest, ProxyExchange, Routed, type ForwardContext } from './forward.js';
-import { HealthChecker, healthOptionsFrom, type HealthConfigKey } from './health-checker.js';
+import {
+  HealthChecker,
+  healthOptionsFrom,
+  type HealthConfigKey,
+  type SettledPoolHealth,
+} from './health-checker.js';
 import { RetryBudgets } from './retry-budget.js';
 import { compileSnapshot, poolMetricChildren, type RoutingSnapshot } from './router.js';
 import { TrafficWindow } from './traffic-window.js';
@@ -291,6 +296,11 @@ export class ProxyServer {
   /** Healthy and total endpoints of `pool` (active checks and passive ejection). */
   poolHealth(pool: string): { healthy: number; total: number } {
     return this.#health.poolHealth(pool);
+  }
+
+  /** Health of `pool` for a guard, waiting (bounded) for first checks: HealthChecker's. */
+  settledPoolHealth(pool: string, signal?: AbortSignal): Promise<SettledPoolHealth> {
+    return this.#health.settledPoolHealth(pool, signal);
   }
 
   /** From now on every response carries `Connection: close`, so clients leave politely. */

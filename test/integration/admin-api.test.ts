@@ -66,7 +66,10 @@ async function startWorld(
   const proxy: ProxyView = {
     appliedRevision,
     trafficSnapshot: () => ({}),
-    poolHealth: (pool) => health.get(pool) ?? { healthy: 1, total: 1 },
+    settledPoolHealth: (pool) =>
+      Promise.resolve({ ...(health.get(pool) ?? { healthy: 1, total: 1 }), unchecked: 0 }),
+    // No test endpoint uses this port (the loop guard compares endpoints with it).
+    address: () => ({ host: '127.0.0.1', port: 9 }),
     ...options.proxy,
   };
   const admin = new AdminServer(
@@ -104,8 +107,9 @@ async function call(
 ): Promise<Answer> {
   const res = await request(`${world.url}${path}`, {
     method: method as 'GET',
+    // Every change carries the JSON content type, a bodyless one too (issue 10).
     headers: {
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...(method === 'GET' ? {} : { 'content-type': 'application/json' }),
       ...headers,
     },
     body: body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body),
@@ -266,7 +270,8 @@ describe('admin API: auth', () => {
       proxy: {
         appliedRevision: () => 0,
         trafficSnapshot: () => ({}),
-        poolHealth: () => ({ healthy: 0, total: 0 }),
+        settledPoolHealth: () => Promise.resolve({ healthy: 0, total: 0, unchecked: 0 }),
+        address: () => ({ host: '127.0.0.1', port: 9 }),
       },
       isReady: () => true,
     };

@@ -1,6 +1,6 @@
 /** GET /v1/history and GET /v1/replicas. */
 import { fail } from '../../errors.js';
-import type { AdminDeps } from '../admin-server.js';
+import type { AdminDeps } from '../admin-deps.js';
 import type { Route } from '../router.js';
 import { historySchema, replicasSchema } from '../schemas.js';
 

@@ -4,9 +4,10 @@
  * rejections in the audit log. Every change is answered with the new table.
  */
 import type { Logger } from '../../observability/logger.js';
-import { fail, isSwitchyardError } from '../../errors.js';
-import type { AdminDeps } from '../admin-server.js';
+import { fail, isSwitchyardError, type SwitchyardError } from '../../errors.js';
+import type { AdminDeps } from '../admin-deps.js';
 import { readJsonBody } from '../body.js';
+import { ownListenerOf, type OwnListener } from '../own-listeners.js';
 import type { Route, RouteContext, RouteReply } from '../router.js';
 import {
   canaryBody,
@@ -36,22 +37,57 @@ const WAIT_QUERY = [
 /** Status codes every change may answer besides 200. */
 const CHANGE_ERRORS = [400, 404, 409, 413, 415, 503, 504] as const;
 
-/** The routes that change the table. */
-export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
+/**
+ * The routes that change the table. `ownListeners` gives this replica's listeners (proxy and
+ * admin), which no pool endpoint may be.
+ */
+export function changeRoutes(
+  deps: AdminDeps,
+  log: Logger,
+  ownListeners: () => readonly OwnListener[],
+): Route[] {
   const change = (ctx: RouteContext, command: Record<string, unknown>): Promise<RouteReply> =>
     applyChange(deps, log, ctx, command);
+  /**
+   * Refuses a command in a replica-local guard: logged, and recorded in the audit log like every
+   * other refusal (the store also counts it). Returns the error to throw.
+   */
+  const refuse = async (
+    ctx: RouteContext,
+    command: Record<string, unknown>,
+    err: SwitchyardError,
+  ): Promise<SwitchyardError> => {
+    log.warn(
+      { code: err.code, message: err.message, actor: ctx.source, op: command.op },
+      'command rejected',
+    );
+    await deps.store.recordRejection(command, { actor: ctx.source, source: ctx.source }, err);
+    return err;
+  };
   return [
     {
       method: 'PUT',
       path: '/v1/pools/{name}',
       auth: 'token',
       summary: 'Create or update a pool (a pool with weight > 0 cannot change its version)',
+      description:
+        "An endpoint that is one of this replica's own listeners (proxy or admin port) is refused with 400 VALIDATION_FAILED: it would loop.",
       body: setPoolBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
       response: routingTableSchema,
-      handle: async (ctx) =>
-        change(ctx, { ...(await readObject(ctx)), op: 'set-pool', pool: ctx.params.name }),
+      handle: async (ctx) => {
+        const command: Record<string, unknown> = {
+          ...(await readObject(ctx)),
+          op: 'set-pool',
+          pool: ctx.params.name,
+        };
+        // A bad query is refused before anything is recorded, as for every other change.
+        parseWaitQuery(ctx.query);
+        const loop = selfEndpoint(command.endpoints, ownListeners());
+        if (loop !== null) throw await refuse(ctx, command, loop);
+        return change(ctx, command);
+      },
     },
     {
       method: 'DELETE',
@@ -103,14 +139,9 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
         const { force, ...body } = await readObject(ctx);
         // A bad query is refused before anything is recorded, as for every other change.
         parseWaitQuery(ctx.query);
+        const command = { ...body, ...(force === undefined ? {} : { force }), op: 'switch' };
         if (force !== undefined && typeof force !== 'boolean') {
-          const err = fail('VALIDATION_FAILED', 'force: must be a boolean');
-          await deps.store.recordRejection(
-            { ...body, force, op: 'switch' },
-            { actor: ctx.source, source: ctx.source },
-            err,
-          );
-          throw err;
+          throw await refuse(ctx, command, fail('VALIDATION_FAILED', 'force: must be a boolean'));
         }
         const to = body.to;
         if (
@@ -118,23 +149,20 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
           typeof to === 'string' &&
           Object.hasOwn(deps.store.current()?.pools ?? {}, to)
         ) {
-          const health = deps.proxy.poolHealth(to);
+          // A pool just added has endpoints whose first health check may not have answered:
+          // this waits for it (bounded) instead of trusting them (issue 10 item 11).
+          const health = await deps.proxy.settledPoolHealth(to, ctx.signal);
           if (health.healthy === 0) {
-            const err = fail(
-              'POOL_UNHEALTHY',
-              `to: pool "${to}" has no healthy endpoint (0 of ${health.total}); pass force: true to switch anyway`,
+            const pending =
+              health.unchecked === 0 ? '' : `, ${health.unchecked} not health-checked yet`;
+            throw await refuse(
+              ctx,
+              command,
+              fail(
+                'POOL_UNHEALTHY',
+                `to: pool "${to}" has no healthy endpoint (0 of ${health.total}${pending}); pass force: true to switch anyway`,
+              ),
             );
-            log.warn(
-              { code: err.code, message: err.message, actor: ctx.source, op: 'switch' },
-              'command rejected',
-            );
-            // In the audit log like every other refusal (the store also counts it).
-            await deps.store.recordRejection(
-              { ...body, ...(force === undefined ? {} : { force }), op: 'switch' },
-              { actor: ctx.source, source: ctx.source },
-              err,
-            );
-            throw err;
           }
         }
         return change(ctx, { ...body, op: 'switch' });
@@ -154,6 +182,29 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'rollback' }),
     },
   ];
+}
+
+/**
+ * VALIDATION_FAILED naming the first of `endpoints` that is one of this replica's own listeners,
+ * or null. Anything not a list of strings is left to the store's validation.
+ */
+function selfEndpoint(
+  endpoints: unknown,
+  listeners: readonly OwnListener[],
+): SwitchyardError | null {
+  if (!Array.isArray(endpoints)) return null;
+  for (const [i, endpoint] of endpoints.entries()) {
+    if (typeof endpoint !== 'string') continue;
+    const listener = ownListenerOf(endpoint, listeners);
+    if (listener === null) continue;
+    // The origin only: no userinfo or path of the given URL is echoed.
+    const origin = new URL(endpoint).origin;
+    return fail(
+      'VALIDATION_FAILED',
+      `endpoints[${i}]: ${origin} is this replica's own ${listener.name} listener (${listener.host}:${listener.port}); traffic would loop`,
+    );
+  }
+  return null;
 }
 
 /** Reads the body as a JSON object; the actor is the server's to set, so a body `actor` is dropped. */

@@ -1,5 +1,5 @@
 /** Liveness, readiness, metrics and the OpenAPI document. */
-import type { AdminDeps } from '../admin-server.js';
+import type { AdminDeps } from '../admin-deps.js';
 import type { Route } from '../router.js';
 import { healthSchema, readySchema } from '../schemas.js';
 import { z } from 'zod';

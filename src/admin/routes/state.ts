@@ -1,5 +1,5 @@
 /** GET /v1/state: the table in the store, this replica's applied revision, store status, build. */
-import type { AdminDeps } from '../admin-server.js';
+import type { AdminDeps } from '../admin-deps.js';
 import type { Route } from '../router.js';
 import { stateSchema } from '../schemas.js';
 

@@ -1,5 +1,5 @@
 /** GET /v1/traffic: observed vs configured split over the last minute. */
-import type { AdminDeps } from '../admin-server.js';
+import type { AdminDeps } from '../admin-deps.js';
 import type { Route } from '../router.js';
 import { trafficSchema } from '../schemas.js';
 import { buildTrafficReport } from '../traffic-report.js';
