@@ -9,7 +9,8 @@
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
 import { AdminClient } from '../../src/cli/admin-client.js';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
@@ -18,10 +19,7 @@ const BLUE = 'b1b1b1b';
 const GREEN = 'a2a2a2a';
 const TOKEN = 'hardening-admin-token-0123456789';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = closeAfterEach();
 
 /** An app with blue (100 %) and green (0 %) on real reference upstreams. */
 async function world(config: Record<string, unknown> = {}): Promise<TestApp> {
