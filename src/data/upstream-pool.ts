@@ -40,6 +40,11 @@ export class UpstreamPool {
   failures = 0;
   /** `failures` at which `onFailures` is called; 0 = never (passive ejection off). */
   failureLimit = 0;
+  /**
+   * True when the endpoint is one of this replica's own listeners (proxy or admin port): requests
+   * are answered 508 instead of forwarded (set by ProxyServer, issue 10).
+   */
+  ownListener = false;
   /** Set by the HealthChecker: decides whether to eject the endpoint. */
   onFailures: ((endpoint: UpstreamPool) => void) | null = null;
   /** HTTP exchanges running on this endpoint (the drainer closes the long ones). */
