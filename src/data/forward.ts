@@ -7,6 +7,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -22,7 +23,7 @@ import {
 } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { HOP_BY_HOP_HEADERS, removeConnectionNamed } from './hop-by-hop.js';
-import { writeProxyError } from './proxy-error.js';
+import { writeProxyError, writeRawProxyError } from './proxy-error.js';
 import {
   SHUTDOWN_CLOSE_CODE,
   type ConnList,
@@ -779,6 +780,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     this.decorate(headers);
     if (close && !this.#ctx.shuttingDown) headers.push('connection', 'close');
     this.#count(writeProxyError(res, code, message, headers));
+  }
+
+  /**
+   * Writes the error route() refused an upgrade request with (it returned Failed) on the client's
+   * raw socket, closes it, and counts the answer under its status.
+   */
+  answerRaw(socket: Socket): void {
+    this.#count(writeRawProxyError(socket, this.errorCode, this.errorMessage));
   }
 
   /**

@@ -294,6 +294,24 @@ describe('issue 10 item 10: loops', () => {
     ).toBe(0);
   });
 
+  test('upgrade requests get the same 508s: our Via token, or an endpoint on our own port', async () => {
+    const { refs, p } = await world();
+    const upgrade = (via: string): string =>
+      'GET /ws HTTP/1.1\r\nHost: public.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+      'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+      `${via}\r\n`;
+    const looped = await rawExchange(p.port, upgrade(`Via: 1.1 ${p.proxy.viaToken}\r\n`));
+    expect(looped.status).toBe(508);
+    expect(errorOf(looped.body).code).toBe('LOOP_DETECTED');
+    expect(upstreamRequests(refs)).toBe(0);
+    p.proxy.applyTable(
+      makeTable({ blue: { version: BLUE, endpoints: [p.url], weight: 10000 } }, 2),
+    );
+    const self = await rawExchange(p.port, upgrade(''));
+    expect(self.status).toBe(508);
+    expect(errorOf(self.body).message).toBe('the endpoint is a listener of this proxy');
+  });
+
   test('an endpoint on the admin port never serves the admin API on the public port', async () => {
     const t = await startApp();
     closers.push(() => t.close());
