@@ -512,9 +512,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
 
   #dispatch(endpoint: UpstreamPool, fresh: boolean): void {
     // hot path
-    if (endpoint.retired) {
+    if (endpoint.retired || endpoint.ownListener) {
       // The table dropped the endpoint while this request waited (held body, retry) and its pool
-      // is closing: pick again from the table requests route by now (issue 10).
+      // is closing: pick again from the table requests route by now (issue 10). A retry's pick
+      // may also be one of our own listeners (route() checked only the first).
       const current = this.#repick();
       if (current === undefined) return;
       endpoint = current;
