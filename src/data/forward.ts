@@ -190,17 +190,9 @@ function classify(err: Error & { code?: string }): UpstreamErrorReason {
   }
 }
 
-/**
- * True for an undici failure of the proxy's own making, raised before any byte left for the
- * upstream: a request undici refuses to send, or a pool the proxy already closed. It never counts
- * against the endpoint (ejection, upstream error metrics): issue 10, where `OPTIONS *` answered
- * 502 ejected healthy endpoints.
- */
-function isLocalFailure(err: Error & { code?: string }): boolean {
-  const code = err.code;
-  return (
-    code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED' || code === 'UND_ERR_CLOSED'
-  );
+/** True for undici refusing the request itself (a method, target or field it rejects). */
+function isRefusedRequest(err: Error & { code?: string }): boolean {
+  return err.code === 'UND_ERR_INVALID_ARG' || err.code === 'UND_ERR_NOT_SUPPORTED';
 }
 
 /** Outcome of ProxyExchange.route(). */
@@ -246,6 +238,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   #retry = Retry.RefusedOnly;
   #attempt = 0;
   #abort: ((err?: Error) => void) | null = null;
+  /**
+   * True while undici's dispatch() runs: an error it reports synchronously (request refused, pool
+   * closed or destroyed) happened before any byte left for the upstream.
+   */
+  #dispatching = false;
   #responseStarted = false;
   #finished = false;
   #resume: (() => void) | null = null;
@@ -533,8 +530,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       headers: this.headers,
       body: this.#body,
     };
+    this.#dispatching = true;
     if (fresh) endpoint.dispatchFresh(opts, this);
     else endpoint.dispatch(opts, this);
+    this.#dispatching = false;
   }
 
   /**
@@ -660,7 +659,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     endpoint.outstanding--;
     if (this.#finished) return; // our own abort after the client left
     const pool = this.pool as CompiledPool;
-    if (!this.#responseStarted && isLocalFailure(err)) {
+    // A failure of the proxy's own making never counts against the endpoint (ejection, upstream
+    // error metrics): issue 10, where `OPTIONS *` answered 502 ejected healthy endpoints.
+    if (this.#dispatching || isRefusedRequest(err)) {
       this.#failLocally(err, pool, endpoint);
       return;
     }
@@ -706,20 +707,23 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     this.#done();
   }
 
-  /** Answers a failure of the proxy's own making; the endpoint is not blamed (isLocalFailure). */
+  /**
+   * Answers a failure raised before any byte left for the upstream; the endpoint is not blamed.
+   */
   #failLocally(err: Error & { code?: string }, pool: CompiledPool, endpoint: UpstreamPool): void {
     this.#finished = true;
     const res = this.#res as ServerResponse;
-    if (err.code === 'UND_ERR_CLOSED') {
+    const fields = { err, pool: pool.name, endpoint: endpoint.url };
+    if (isRefusedRequest(err)) {
+      // Node's parser accepted what undici will not send: the client's request, not the endpoint.
+      this.#ctx.log.debug(fields, 'request refused by the upstream client');
+      this.#sendError(res, 'BAD_REQUEST', 'the request cannot be forwarded');
+    } else if (err.code === 'UND_ERR_CLOSED' || err.code === 'UND_ERR_DESTROYED') {
       // #dispatch moves off retired endpoints, so only a shutdown closes a pool under a request.
       this.#sendError(res, 'CLOSED', 'the proxy is shutting down');
     } else {
-      // undici refused to send what the client sent (a method, target or field it rejects).
-      this.#ctx.log.debug(
-        { err, pool: pool.name, endpoint: endpoint.url },
-        'request refused by the upstream client',
-      );
-      this.#sendError(res, 'BAD_REQUEST', 'the request cannot be forwarded');
+      this.#ctx.log.error(fields, 'request failed before it was sent');
+      this.#sendError(res, 'INTERNAL', 'internal error');
     }
     this.#done();
   }
