@@ -181,7 +181,11 @@ export class ProxyServer {
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? writeRawProxyError(socket, 'REQUEST_TIMEOUT', 'the request did not arrive in time')
           : err.code === 'HPE_HEADER_OVERFLOW'
-            ? writeRawProxyError(socket, 'HEADERS_TOO_LARGE', 'request head over 16 KiB')
+            ? writeRawProxyError(
+                socket,
+                'HEADERS_TOO_LARGE',
+                `request head over ${MAX_HEADER_BYTES / 1024} KiB`,
+              )
             : writeRawProxyError(socket, 'BAD_REQUEST', 'malformed request');
       unrouted.count(status);
     });
