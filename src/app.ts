@@ -174,6 +174,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         if (table !== null) feed.offer(table);
         await proxy.start();
         await admin.start();
+        // An endpoint on the admin port would serve the admin API on the public one (issue 10).
+        proxy.addOwnListener(admin.address());
         setState('running');
         logger.info(
           {

@@ -1,17 +1,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
-// RFC 9110 §7.6.1 plus the legacy names every proxy strips. `host` is kept (origin-form proxying).
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+import { HOP_BY_HOP_HEADERS } from '../../src/data/hop-by-hop.js';
+
+// The proxy's own table (RFC 9110 §7.6.1 plus the legacy names every proxy strips), so the
+// candidates compared here strip exactly what Switchyard strips. `host` is kept.
+const HOP_BY_HOP = new Set(HOP_BY_HOP_HEADERS);
 
 function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined || value === '') return undefined;

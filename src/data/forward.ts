@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { BurstLog } from '../lib/burst-log.js';
 import type { Metrics } from '../observability/metrics.js';
@@ -20,6 +21,8 @@ import {
   type UpstreamErrorReason,
 } from './router.js';
 import type { UpstreamPool } from './upstream-pool.js';
+import { HOP_BY_HOP_HEADERS, removeConnectionNamed } from './hop-by-hop.js';
+import { writeProxyError } from './proxy-error.js';
 import {
   SHUTDOWN_CLOSE_CODE,
   type ConnList,
@@ -29,6 +32,19 @@ import {
 
 /** Largest PUT/DELETE body held in memory so the request can be retried (SPEC §3). */
 export const MAX_RETRY_BODY_BYTES = 64 * 1024;
+
+/**
+ * Header fields a request may carry (the server's maxHeadersCount). Node stops collecting fields
+ * at its limit but its parser still frames the body by the ones it hid, so a request that reaches
+ * the limit is refused with 431 (issue 10). Far above what clients send (HAProxy allows 101), and
+ * low enough that the few fields the proxy adds stay under a Node upstream's own limit of 2,000.
+ */
+export const MAX_HEADER_FIELDS = 1000;
+
+/** `Allow` of the proxy's own answer to `OPTIONS *`: the methods it forwards. */
+const ASTERISK_ALLOW = 'GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH';
+
+const OWN_LISTENER_MESSAGE = 'the endpoint is a listener of this proxy';
 
 /** Settings and shared state of the request path, built once per ProxyServer. */
 export interface ForwardContext {
@@ -47,6 +63,19 @@ export interface ForwardContext {
   readonly upstreamErrorLog: BurstLog;
   /** Metric children for requests answered before a pool was chosen. */
   readonly unrouted: PoolMetricChildren;
+  /**
+   * This replica's `Via` received-by token (RFC 9110 §7.6.3): a request that already carries it
+   * has looped back and is answered 508. Random per process, so it names no host.
+   */
+  readonly viaToken: string;
+  /** `1.0 <token>` and `1.1 <token>`: the Via entry added to HTTP/1.0 and 1.1 requests. */
+  readonly via10: string;
+  readonly via11: string;
+  /**
+   * The snapshot new requests route by (ProxyServer.applyTable sets it): a request that waited
+   * (held body, retry) while its endpoint left the table picks again from it (issue 10).
+   */
+  snapshot: RoutingSnapshot | null;
   /** Set by beginShutdown(): every response then carries `Connection: close`. */
   shuttingDown: boolean;
   /** Requests in flight (for close()). */
@@ -60,40 +89,34 @@ export function overrideDigest(token: string | undefined): Buffer | null {
   return token === undefined ? null : createHash('sha256').update(token).digest();
 }
 
-// Request headers never forwarded (RFC 9110 §7.6.1), plus those undici refuses (`expect`) and our
-// own override headers. Values: 1 = drop, 2 = drop but read.
-const REQUEST_DROP: Record<string, number> = {
-  __proto__: null as unknown as number,
-  connection: 2,
-  'keep-alive': 1,
-  'proxy-connection': 1,
-  'proxy-authenticate': 1,
-  'proxy-authorization': 1,
-  te: 1,
-  trailer: 1,
-  'transfer-encoding': 2,
-  upgrade: 1,
-  expect: 1,
-  'x-switchyard-pool': 2,
-  'x-switchyard-token': 2,
-  'x-forwarded-for': 2,
-  'x-forwarded-proto': 2,
-  'x-forwarded-host': 2,
-};
+/** A header lookup table: 1 = drop, 2 = drop but read. */
+function dropTable(read: readonly string[], drop: readonly string[]): Record<string, number> {
+  const table: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const name of drop) table[name] = 1;
+  for (const name of read) table[name] = 2;
+  return table;
+}
 
-/** Response headers never forwarded (hop-by-hop); 2 = drop but read (Connection). */
-export const RESPONSE_DROP: Record<string, number> = {
-  __proto__: null as unknown as number,
-  connection: 2,
-  'keep-alive': 1,
-  'proxy-connection': 1,
-  'proxy-authenticate': 1,
-  'proxy-authorization': 1,
-  te: 1,
-  trailer: 1,
-  'transfer-encoding': 1,
-  upgrade: 1,
-};
+// Request headers never forwarded as received: hop-by-hop ones, `expect` (undici refuses it; we
+// answer it), our override headers, and the forwarding headers we rebuild (the client's are kept
+// only from trusted proxies, issue 10).
+const REQUEST_DROP = dropTable(
+  [
+    'connection',
+    'transfer-encoding',
+    'x-switchyard-pool',
+    'x-switchyard-token',
+    'x-forwarded-for',
+    'x-forwarded-proto',
+    'x-forwarded-host',
+    'forwarded',
+    'x-real-ip',
+    'via',
+  ],
+  [...HOP_BY_HOP_HEADERS, 'expect'],
+);
+
+const RESPONSE_DROP = dropTable(['connection'], HOP_BY_HOP_HEADERS);
 
 /** Marks (index = length) the lengths of the names in `table`. */
 function nameLengths(table: Record<string, number>): Uint8Array {
@@ -131,39 +154,22 @@ export function readCookie(header: string, name: string): string | undefined {
   return undefined;
 }
 
-/** True for a Connection value that names no header: `keep-alive` or `close` (any case). */
-function namesNoHeader(tokens: string): boolean {
-  // hot path: every keep-alive response from a Node upstream carries `Connection: keep-alive`
-  const n = tokens.length;
-  if (n !== 10 && n !== 5) return false;
-  const t = tokens.toLowerCase();
-  return t === 'keep-alive' || t === 'close';
-}
-
-/** Removes from `headers` the fields a Connection value names, except those in `protect`. */
-export function removeNamed(
-  headers: string[],
-  tokens: string,
-  protect: Record<string, number>,
-): string[] {
-  if (namesNoHeader(tokens)) return headers;
-  const named = new Set<string>();
-  for (const t of tokens.split(',')) {
-    const name = t.trim().toLowerCase();
-    if (name !== '' && name !== 'close' && name !== 'keep-alive' && protect[name] === undefined)
-      named.add(name);
+/**
+ * True when the Via value `via` has an entry received by `token` (`1.1 token`, optionally with a
+ * comment): the request has passed through this replica before.
+ */
+export function viaHasToken(via: string, token: string): boolean {
+  let from = 0;
+  for (;;) {
+    const i = via.indexOf(token, from);
+    if (i === -1) return false;
+    const before = via.charCodeAt(i - 1);
+    const after = i + token.length < via.length ? via.charCodeAt(i + token.length) : 44;
+    // received-by follows the protocol and a space; a comma, space or tab ends it
+    if ((before === 32 || before === 9) && (after === 44 || after === 32 || after === 9))
+      return true;
+    from = i + 1;
   }
-  if (named.size === 0) return headers;
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    if (!named.has((headers[i] as string).toLowerCase()))
-      out.push(headers[i] as string, headers[i + 1] as string);
-  }
-  return out;
-}
-
-function proxyErrorBody(code: string, message: string): string {
-  return JSON.stringify({ error: { code, message } });
 }
 
 function classify(err: Error & { code?: string }): UpstreamErrorReason {
@@ -183,13 +189,21 @@ function classify(err: Error & { code?: string }): UpstreamErrorReason {
   }
 }
 
+/** True for undici refusing the request itself (a method, target or field it rejects). */
+function isRefusedRequest(err: Error & { code?: string }): boolean {
+  return err.code === 'UND_ERR_INVALID_ARG' || err.code === 'UND_ERR_NOT_SUPPORTED';
+}
+
 /** Outcome of ProxyExchange.route(). */
 export const enum Routed {
   /** Routed: call forward(). */
   Forward = 0,
   /** Routed, but the small body must be held first: call holdBodyThenForward(). */
   HoldBody = 1,
-  /** Refused: the error is in errorStatus/errorCode/errorMessage (and already sent, for HTTP). */
+  /**
+   * Answered by the proxy itself (an error, or `OPTIONS *`): for an upgrade (no response object)
+   * the error to write is in errorCode/errorMessage (errorStatus is its status).
+   */
   Failed = 2,
 }
 
@@ -208,7 +222,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   readonly #res: ServerResponse | null;
   readonly #start: number;
   errorStatus = 0;
-  errorCode = '';
+  errorCode: ErrorCode = 'INTERNAL';
   errorMessage = '';
   /** Forwarded request headers as a flat [name, value, ...] list. */
   headers: string[] = [];
@@ -218,9 +232,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   /** `Set-Cookie` value for a newly created sticky id, or null. */
   setCookie: string | null = null;
   #body: IncomingMessage | Buffer | null = null;
+  /** Sticky key the pool was picked by; undefined when an override header chose it. */
+  #key: string | undefined;
   #retry = Retry.RefusedOnly;
   #attempt = 0;
   #abort: ((err?: Error) => void) | null = null;
+  /**
+   * True while undici's dispatch() runs: an error it reports synchronously (request refused, pool
+   * closed or destroyed) happened before any byte left for the upstream.
+   */
+  #dispatching = false;
   #responseStarted = false;
   #finished = false;
   #resume: (() => void) | null = null;
@@ -248,6 +269,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     const ctx = this.#ctx;
     const req = this.#req;
     const raw = req.rawHeaders;
+    // Node hid the fields past its limit, but they still framed the body (issue 10): refuse, and
+    // close, since the connection's framing is unknown to us.
+    if (raw.length >= MAX_HEADER_FIELDS * 2)
+      return this.fail(
+        'HEADERS_TOO_LARGE',
+        `more than ${MAX_HEADER_FIELDS - 1} header fields`,
+        true,
+      );
     const out = this.headers;
     let hosts = 0;
     let host = '';
@@ -257,6 +286,9 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     let xff: string | undefined;
     let xfp: string | undefined;
     let xfh: string | undefined;
+    let forwarded: string | undefined;
+    let realIp: string | undefined;
+    let via: string | undefined;
     let overridePool: string | undefined;
     let overrideToken: string | undefined;
     let contentLength: string | undefined;
@@ -295,6 +327,15 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
           case 'x-forwarded-host':
             xfh ??= value;
             break;
+          case 'forwarded':
+            forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+            break;
+          case 'x-real-ip':
+            realIp ??= value;
+            break;
+          case 'via':
+            via = via === undefined ? value : `${via}, ${value}`;
+            break;
           case 'x-switchyard-pool':
             overridePool = value;
             break;
@@ -305,29 +346,42 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       }
     }
     // RFC 9112 §3.2: a request with more than one Host is invalid (Node keeps the first silently).
-    if (hosts > 1) return this.fail(400, 'BAD_REQUEST', 'more than one Host header');
+    if (hosts > 1) return this.fail('BAD_REQUEST', 'more than one Host header');
+    // Node refuses HTTP/1.1 without Host; HTTP/1.0 may omit it, and then undici would send the
+    // endpoint's internal address in its place (issue 10).
+    if (hosts === 0) return this.fail('BAD_REQUEST', 'missing Host header');
     const url = req.url ?? '/';
-    if (url.charCodeAt(0) === 47 /* / */ || url === '*') {
+    if (url.charCodeAt(0) === 47 /* / */) {
       this.path = url;
+    } else if (url === '*') {
+      // RFC 9112 §3.2.4: the asterisk form asks about the server itself, only with OPTIONS. The
+      // proxy answers it for the set of upstreams behind it rather than ask one of them.
+      if (req.method !== 'OPTIONS' || this.#res === null)
+        return this.fail('BAD_REQUEST', 'the asterisk-form target is only for OPTIONS');
+      return this.#answerAsterisk(this.#res);
     } else {
       // Absolute-form target: accept it only for the Host it names; never route by it.
       let target: URL;
       try {
         target = new URL(url);
       } catch {
-        return this.fail(400, 'BAD_REQUEST', 'invalid request target');
+        return this.fail('BAD_REQUEST', 'invalid request target');
       }
+      if (target.protocol !== 'http:' && target.protocol !== 'https:')
+        return this.fail('BAD_REQUEST', 'request target scheme must be http or https');
       if (target.host.toLowerCase() !== host.toLowerCase()) {
-        return this.fail(400, 'BAD_REQUEST', 'request target names another host');
+        return this.fail('BAD_REQUEST', 'request target names another host');
       }
       this.path = target.pathname + target.search;
     }
-    if (connection !== undefined)
-      this.headers = removeNamed(this.headers, connection, REQUEST_DROP);
+    if (via !== undefined && viaHasToken(via, ctx.viaToken))
+      return this.fail('LOOP_DETECTED', 'the request has already passed through this proxy');
+    if (connection !== undefined) this.headers = removeConnectionNamed(this.headers, connection);
 
     const peer = normaliseAddress(req.socket.remoteAddress);
     const trusted = ctx.trustedProxies.size > 0 && ctx.trustedProxies.has(peer);
     const headers = this.headers;
+    const viaEntry = req.httpVersionMinor === 0 ? ctx.via10 : ctx.via11;
     headers.push(
       'x-forwarded-for',
       trusted && xff !== undefined ? `${xff}, ${peer}` : peer,
@@ -335,9 +389,16 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       trusted && xfp !== undefined ? xfp : 'encrypted' in req.socket ? 'https' : 'http',
       'x-forwarded-host',
       trusted && xfh !== undefined ? xfh : host,
+      'via',
+      via === undefined ? viaEntry : `${via}, ${viaEntry}`,
     );
+    // Like X-Forwarded-*, these say who the client is: believed only from a trusted proxy.
+    if (trusted) {
+      if (forwarded !== undefined) headers.push('forwarded', forwarded);
+      if (realIp !== undefined) headers.push('x-real-ip', realIp);
+    }
 
-    if (snap === null) return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'no routing table loaded yet');
+    if (snap === null) return this.fail('NO_HEALTHY_UPSTREAM', 'no routing table loaded yet');
 
     let pool: CompiledPool | undefined;
     if (overridePool !== undefined && overrideToken !== undefined && ctx.overrideDigest !== null) {
@@ -345,7 +406,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       if (timingSafeEqual(digest, ctx.overrideDigest)) {
         pool = snap.pools.get(overridePool);
         if (pool === undefined)
-          return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'override pool is not in the table');
+          return this.fail('NO_HEALTHY_UPSTREAM', 'override pool is not in the table');
       }
     }
     if (pool === undefined) {
@@ -362,15 +423,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       } else {
         key = trusted && xff !== undefined ? lastListItem(xff) : peer;
       }
+      this.#key = key;
       const name = snap.pick(key);
       pool = name === undefined ? undefined : snap.pools.get(name);
-      if (pool === undefined)
-        return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'no pool has traffic weight');
+      if (pool === undefined) return this.fail('NO_HEALTHY_UPSTREAM', 'no pool has traffic weight');
     }
     this.pool = pool;
     const endpoint = pickEndpoint(pool);
     if (endpoint === undefined)
-      return this.fail(503, 'NO_HEALTHY_UPSTREAM', 'pool has no healthy endpoint');
+      return this.fail('NO_HEALTHY_UPSTREAM', 'pool has no healthy endpoint');
+    // A listener of this replica (proxy or admin port): forwarding would loop, or serve the admin
+    // API on the public port (issue 10). Refused before any connection is made.
+    if (endpoint.ownListener) return this.fail('LOOP_DETECTED', OWN_LISTENER_MESSAGE);
     this.endpoint = endpoint;
 
     const method = req.method as string;
@@ -395,6 +459,18 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       this.#body = req;
     }
     return Routed.Forward;
+  }
+
+  /** Answers `OPTIONS *` (RFC 9110 §9.3.7) with the methods the proxy forwards. */
+  #answerAsterisk(res: ServerResponse): Routed {
+    this.#finished = true;
+    this.#req.resume();
+    const headers = ['allow', ASTERISK_ALLOW, 'content-length', '0'];
+    this.decorate(headers);
+    res.writeHead(200, headers);
+    res.end();
+    this.#count(200);
+    return Routed.Failed;
   }
 
   /** Forwards the routed request (after route() returned Forward). */
@@ -432,20 +508,68 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
 
   #dispatch(endpoint: UpstreamPool, fresh: boolean): void {
     // hot path
+    if (endpoint.retired || endpoint.ownListener) {
+      // The table dropped the endpoint while this request waited (held body, retry) and its pool
+      // is closing: pick again from the table requests route by now (issue 10). A retry's pick
+      // may also be one of our own listeners (route() checked only the first).
+      const current = this.#repick();
+      if (current === undefined) return;
+      endpoint = current;
+      fresh = false;
+    }
     this.endpoint = endpoint;
     endpoint.outstanding++;
     const list = this.trackList;
     if (list !== null) list.remove(this); // a retry moves to another endpoint
     endpoint.conns.add(this);
-    const opts: Dispatcher.DispatchOptions = {
+    // `servername` is read by undici's core but missing from its DispatchOptions type.
+    const opts: Dispatcher.DispatchOptions & { servername: string | undefined } = {
       origin: endpoint.origin,
       path: this.path,
       method: this.#req.method as Dispatcher.HttpMethod,
       headers: this.headers,
       body: this.#body,
+      servername: endpoint.servername,
     };
+    this.#dispatching = true;
     if (fresh) endpoint.dispatchFresh(opts, this);
     else endpoint.dispatch(opts, this);
+    this.#dispatching = false;
+  }
+
+  /**
+   * Picks an endpoint for this request from the current snapshot: its pool there, or the pool its
+   * sticky key picks if that pool has left. Answers the client (and returns undefined) when none
+   * is left.
+   */
+  #repick(): UpstreamPool | undefined {
+    const snap = this.#ctx.snapshot;
+    const name = (this.pool as CompiledPool).name;
+    let pool = snap?.pools.get(name);
+    if (pool === undefined && snap !== null && this.#key !== undefined) {
+      const picked = snap.pick(this.#key);
+      pool = picked === undefined ? undefined : snap.pools.get(picked);
+    }
+    let code: ErrorCode = 'NO_HEALTHY_UPSTREAM';
+    let message = 'the pool left the routing table';
+    if (pool !== undefined) {
+      this.pool = pool;
+      const endpoint = pickEndpoint(pool);
+      if (endpoint !== undefined && !endpoint.retired && !endpoint.ownListener) return endpoint;
+      message = 'pool has no healthy endpoint';
+      if (endpoint?.retired === true) {
+        // Every pool is closing: the proxy is shutting down.
+        code = 'CLOSED';
+        message = 'the proxy is shutting down';
+      } else if (endpoint?.ownListener === true) {
+        code = 'LOOP_DETECTED';
+        message = OWN_LISTENER_MESSAGE;
+      }
+    }
+    this.#finished = true;
+    this.#sendError(this.#res as ServerResponse, code, message);
+    this.#done();
+    return undefined;
   }
 
   #onClientClose = (): void => {
@@ -499,7 +623,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
         connection = connection === undefined ? v : `${connection},${v}`;
       }
     }
-    const headers = connection === undefined ? out : removeNamed(out, connection, RESPONSE_DROP);
+    const headers = connection === undefined ? out : removeConnectionNamed(out, connection);
     this.decorate(headers);
     this.#responseHeaders = headers;
     (this.#res as ServerResponse).writeHead(statusCode, statusText, headers);
@@ -536,6 +660,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     endpoint.outstanding--;
     if (this.#finished) return; // our own abort after the client left
     const pool = this.pool as CompiledPool;
+    // A failure of the proxy's own making never counts against the endpoint (ejection, upstream
+    // error metrics): issue 10, where `OPTIONS *` answered 502 ejected healthy endpoints.
+    if (this.#dispatching || isRefusedRequest(err)) {
+      this.#failLocally(err, pool, endpoint);
+      return;
+    }
     const reason = classify(err);
     pool.metrics.errors[reason].inc();
     if (!this.#responseStarted) endpoint.recordFailure(); // a 5xx was counted in onHeaders
@@ -573,8 +703,29 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     this.#finished = true;
     const res = this.#res as ServerResponse;
     if (reason === 'timeout')
-      this.#sendError(res, 504, 'UPSTREAM_TIMEOUT', 'upstream did not answer in time');
-    else this.#sendError(res, 502, 'UPSTREAM_ERROR', 'upstream request failed');
+      this.#sendError(res, 'UPSTREAM_TIMEOUT', 'upstream did not answer in time');
+    else this.#sendError(res, 'UPSTREAM_ERROR', 'upstream request failed');
+    this.#done();
+  }
+
+  /**
+   * Answers a failure raised before any byte left for the upstream; the endpoint is not blamed.
+   */
+  #failLocally(err: Error & { code?: string }, pool: CompiledPool, endpoint: UpstreamPool): void {
+    this.#finished = true;
+    const res = this.#res as ServerResponse;
+    const fields = { err, pool: pool.name, endpoint: endpoint.url };
+    if (isRefusedRequest(err)) {
+      // Node's parser accepted what undici will not send: the client's request, not the endpoint.
+      this.#ctx.log.debug(fields, 'request refused by the upstream client');
+      this.#sendError(res, 'BAD_REQUEST', 'the request cannot be forwarded');
+    } else if (err.code === 'UND_ERR_CLOSED' || err.code === 'UND_ERR_DESTROYED') {
+      // #dispatch moves off retired endpoints, so only a shutdown closes a pool under a request.
+      this.#sendError(res, 'CLOSED', 'the proxy is shutting down');
+    } else {
+      this.#ctx.log.error(fields, 'request failed before it was sent');
+      this.#sendError(res, 'INTERNAL', 'internal error');
+    }
     this.#done();
   }
 
@@ -629,35 +780,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     m.tally.record(status, (performance.now() - this.#start) / 1000);
   }
 
-  #sendError(res: ServerResponse, status: number, code: string, message: string): void {
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    const body = proxyErrorBody(code, message);
-    const headers = [
-      'content-type',
-      'application/json',
-      'content-length',
-      String(Buffer.byteLength(body)),
-    ];
+  /** Answers the client with the proxy's error `code` and counts it under its status. */
+  #sendError(res: ServerResponse, code: ErrorCode, message: string, close = false): void {
+    const headers: string[] = [];
     this.decorate(headers);
-    res.writeHead(status, headers);
-    res.end(body);
-    this.#count(status);
+    if (close && !this.#ctx.shuttingDown) headers.push('connection', 'close');
+    this.#count(writeProxyError(res, code, message, headers));
   }
 
-  /** Records (and for HTTP, sends) a proxy-made error before forwarding. */
-  fail(status: number, code: string, message: string): Routed {
+  /**
+   * Records (and for HTTP, sends) a proxy-made error before forwarding; `close` ends the client
+   * connection after the answer.
+   */
+  fail(code: ErrorCode, message: string, close = false): Routed {
     this.#finished = true;
-    this.errorStatus = status;
+    this.errorStatus = ERROR_CODES[code];
     this.errorCode = code;
     this.errorMessage = message;
     const res = this.#res;
     if (res !== null) {
       // The request body will never be read: let Node discard it so the socket can be reused.
       this.#req.resume();
-      this.#sendError(res, status, code, message);
+      this.#sendError(res, code, message, close);
     }
     return Routed.Failed;
   }

@@ -4,6 +4,7 @@
  * applyTable(), which swaps the snapshot in one assignment; the request path never awaits
  * anything but forwarding I/O.
  */
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -16,13 +17,21 @@ import type { RoutingTable } from '../table/types.js';
 import { StickyIdSource } from '../table/sticky-hash.js';
 import { ConnTracker, SHUTDOWN_CLOSE_CODE } from './conn-tracker.js';
 import { Drainer } from './drainer.js';
-import { overrideDigest, ProxyExchange, Routed, type ForwardContext } from './forward.js';
+import {
+  MAX_HEADER_FIELDS,
+  overrideDigest,
+  ProxyExchange,
+  Routed,
+  type ForwardContext,
+} from './forward.js';
 import {
   HealthChecker,
   healthOptionsFrom,
   type HealthConfigKey,
   type SettledPoolHealth,
 } from './health-checker.js';
+import { reachesListener, type ListenAddress } from './own-listeners.js';
+import { writeRawProxyError } from './proxy-error.js';
 import { RetryBudgets } from './retry-budget.js';
 import { compileSnapshot, poolMetricChildren, type RoutingSnapshot } from './router.js';
 import { TrafficWindow } from './traffic-window.js';
@@ -100,6 +109,8 @@ export class ProxyServer {
   /** Long-lived (upgraded) connections by endpoint, for the drainer and shutdown. */
   readonly connections = new ConnTracker();
   #snapshot: RoutingSnapshot | null = null;
+  /** This replica's listeners: endpoints reaching them are answered 508 (issue 10). */
+  readonly #ownListeners: ListenAddress[] = [];
   #state: State = 'idle';
   #closing: Promise<void> | undefined;
 
@@ -119,6 +130,8 @@ export class ProxyServer {
       headersTimeout: options.upstreamTimeout,
       connectTimeout: options.connectTimeout,
     };
+    // Random, so the Via header names no host; 48 bits keep replicas apart.
+    const viaToken = `switchyard-${randomBytes(6).toString('hex')}`;
     this.#ctx = {
       stickySource: options.stickyKey.source,
       stickyName: options.stickyKey.name,
@@ -130,6 +143,10 @@ export class ProxyServer {
       log: this.#log,
       upstreamErrorLog: new BurstLog(this.#log, 'upstream errors'),
       unrouted: poolMetricChildren(deps.metrics, 'none', 'none'),
+      viaToken,
+      via10: `1.0 ${viaToken}`,
+      via11: `1.1 ${viaToken}`,
+      snapshot: null,
       shuttingDown: false,
       inFlight: 0,
       onIdle: null,
@@ -145,6 +162,9 @@ export class ProxyServer {
       connectionsCheckingInterval: checkingIntervalFor(headersTimeout),
       maxHeaderSize: MAX_HEADER_BYTES,
     });
+    // Fields past the limit are hidden from rawHeaders but still parsed: route() refuses a request
+    // that reaches it (issue 10).
+    this.#server.maxHeadersCount = MAX_HEADER_FIELDS;
     // Above the idle timeout of the load balancer in front (60 s on most), so it never reuses a
     // connection the proxy is closing (SPEC §4, docs/draining.md).
     this.#server.keepAliveTimeout = options.keepAliveTimeout;
@@ -155,33 +175,30 @@ export class ProxyServer {
       res.writeContinue();
       this.#onRequest(req, res);
     });
+    const unrouted = this.#ctx.unrouted.tally;
     this.#server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
-      if (socket.writable && !socket.destroyed) {
-        // headersTimeout / requestTimeout (slow clients) and oversized heads get their own codes.
-        const status =
-          err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-            ? '408 Request Timeout'
-            : err.code === 'HPE_HEADER_OVERFLOW'
-              ? '431 Request Header Fields Too Large'
-              : '400 Bad Request';
-        socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      } else {
+      if (!socket.writable || socket.destroyed) {
         socket.destroy();
+        return;
       }
+      // headersTimeout / requestTimeout (slow clients) and oversized heads get their own codes.
+      const status =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? writeRawProxyError(socket, 'REQUEST_TIMEOUT', 'the request did not arrive in time')
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? writeRawProxyError(
+                socket,
+                'HEADERS_TOO_LARGE',
+                `request head over ${MAX_HEADER_BYTES / 1024} KiB`,
+              )
+            : writeRawProxyError(socket, 'BAD_REQUEST', 'malformed request');
+      unrouted.count(status);
     });
     // CONNECT (a forward-proxy tunnel) is never served: answer 405 like any refusal, instead of
     // Node's default of dropping the connection without a word.
-    // Node hands the socket over without its error listener and half-open: a reset while the
-    // answer is written must not crash the process, and the socket must not outlive the answer.
     this.#server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-      const body = JSON.stringify({
-        error: { code: 'METHOD_NOT_ALLOWED', message: 'CONNECT: this is a reverse proxy' },
-      });
-      socket.on('error', () => socket.destroy());
-      socket.end(
-        'HTTP/1.1 405 Method Not Allowed\r\nConnection: close\r\nContent-Type: application/json\r\n' +
-          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-        () => socket.destroy(),
+      unrouted.count(
+        writeRawProxyError(socket, 'METHOD_NOT_ALLOWED', 'CONNECT: this is a reverse proxy'),
       );
     });
     this.#upgrades = new UpgradeRelay(this.#ctx, this.connections, {
@@ -202,7 +219,31 @@ export class ProxyServer {
     this.#setState('starting');
     this.#server.listen(this.#options.listen.port, this.#options.listen.host);
     await once(this.#server, 'listening');
+    this.addOwnListener(this.address());
+    this.#log.info({ viaToken: this.#ctx.viaToken }, 'proxy listening');
     this.#setState('running');
+  }
+
+  /** The token this replica adds to `Via` (RFC 9110 §7.6.3) and recognises loops by. */
+  get viaToken(): string {
+    return this.#ctx.viaToken;
+  }
+
+  /**
+   * Registers another listener of this replica (the admin API's address, once bound): endpoints
+   * that reach it are answered 508 LOOP_DETECTED. The proxy's own address is added by start().
+   */
+  addOwnListener(address: ListenAddress): void {
+    this.#ownListeners.push({ host: address.host, port: address.port });
+    for (const ep of this.#endpoints.values())
+      ep.ownListener = reachesListener(ep.hostname, ep.port, this.#ownListeners);
+  }
+
+  /** True when the endpoint URL `url` reaches one of this replica's listeners (admin checks). */
+  isOwnListener(url: string): boolean {
+    const u = new URL(url);
+    const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+    return reachesListener(u.hostname, port, this.#ownListeners);
   }
 
   /** The bound address (after start). */
@@ -236,6 +277,7 @@ export class ProxyServer {
         let ep = this.#endpoints.get(url);
         if (ep === undefined) {
           ep = new UpstreamPool(url, this.#poolOptions);
+          ep.ownListener = reachesListener(ep.hostname, ep.port, this.#ownListeners);
           this.#endpoints.set(url, ep);
         }
         return ep;
@@ -246,6 +288,7 @@ export class ProxyServer {
     );
     const previous = this.#snapshot;
     this.#snapshot = snapshot;
+    this.#ctx.snapshot = snapshot;
     this.#health.sync(snapshot);
     this.#retryBudgets.retain(snapshot.pools.keys());
 

@@ -20,13 +20,9 @@ import type { Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { trackedConnection, type ConnTracker } from './conn-tracker.js';
-import {
-  ProxyExchange,
-  removeNamed,
-  RESPONSE_DROP,
-  Routed,
-  type ForwardContext,
-} from './forward.js';
+import { ProxyExchange, Routed, type ForwardContext } from './forward.js';
+import { stripHopByHop } from './hop-by-hop.js';
+import { writeProxyError } from './proxy-error.js';
 import type {
   CompiledPool,
   PoolMetricChildren,
@@ -224,7 +220,7 @@ export class UpgradeRelay {
       socket.resume();
       res.once('close', () => upstream.terminate());
       upRes.once('error', () => socket.destroy());
-      res.writeHead(status, upRes.statusMessage, [...responseHeaders(upRes.rawHeaders), ...extra]);
+      res.writeHead(status, upRes.statusMessage, [...stripHopByHop(upRes.rawHeaders), ...extra]);
       upRes.pipe(res);
     });
     upstream.once('error', (err: Error & { code?: string }) => {
@@ -383,21 +379,6 @@ function classify(err: Error & { code?: string }): UpstreamErrorReason {
   }
 }
 
-/** The upstream's answer headers without hop-by-hop fields (those Connection names too). */
-function responseHeaders(raw: readonly string[]): string[] {
-  const out: string[] = [];
-  let connection: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const value = raw[i + 1] as string;
-    const lower = name.toLowerCase();
-    if (RESPONSE_DROP[lower] === undefined) out.push(name, value);
-    else if (lower === 'connection')
-      connection = connection === undefined ? value : `${connection},${value}`;
-  }
-  return connection === undefined ? out : removeNamed(out, connection, RESPONSE_DROP);
-}
-
 /**
  * A response on a socket Node handed over with an `upgrade` event, for answers that are not a
  * 101: it frames the answer like any response, and the connection closes once it is sent.
@@ -420,20 +401,12 @@ function sendUpgradeError(
   message: string,
   metrics: PoolMetricChildren,
 ): void {
-  const status = ERROR_CODES[code];
-  metrics.tally.count(status);
   const socket = res.socket;
   if (res.headersSent || socket === null || !socket.writable) {
+    metrics.tally.count(ERROR_CODES[code]);
     socket?.destroy();
     return;
   }
   socket.resume();
-  const body = JSON.stringify({ error: { code, message } });
-  res.writeHead(status, [
-    'content-type',
-    'application/json',
-    'content-length',
-    String(Buffer.byteLength(body)),
-  ]);
-  res.end(body);
+  metrics.tally.count(writeProxyError(res, code, message));
 }

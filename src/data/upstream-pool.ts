@@ -2,6 +2,7 @@
  * One upstream endpoint: its undici connection pool (keep-alive, bounded connections) and the
  * count of requests outstanding on it, shared by every snapshot that names the endpoint.
  */
+import { isIP } from 'node:net';
 import { Client, Pool, type Dispatcher } from 'undici';
 import { ConnList } from './conn-tracker.js';
 
@@ -28,10 +29,16 @@ export class UpstreamPool {
   readonly url: string;
   /** `http://host:port`. */
   readonly origin: string;
-  /** Host name or address, for raw upgrade tunnels. */
+  /** Host name or address (IPv6 without brackets). */
   readonly hostname: string;
-  /** TCP port. */
+  /** TCP port (the scheme's default when the URL names none: 443 for https, 80 for http). */
   readonly port: number;
+  /**
+   * TLS server name (SNI and certificate check) for an https endpoint named by a host name. undici
+   * otherwise takes it from each request's Host header: a client could pick the name the upstream
+   * certificate is checked against, and every new Host would reconnect (issue 10).
+   */
+  readonly servername: string | undefined;
   /** Requests dispatched to this endpoint and not yet finished (least-outstanding balancing). */
   outstanding = 0;
   /** False while failed health checks or an ejection keep new requests away (HealthChecker). */
@@ -40,6 +47,11 @@ export class UpstreamPool {
   failures = 0;
   /** `failures` at which `onFailures` is called; 0 = never (passive ejection off). */
   failureLimit = 0;
+  /**
+   * True when the endpoint is one of this replica's own listeners (proxy or admin port): requests
+   * are answered 508 instead of forwarded (set by ProxyServer, issue 10).
+   */
+  ownListener = false;
   /** Set by the HealthChecker: decides whether to eject the endpoint. */
   onFailures: ((endpoint: UpstreamPool) => void) | null = null;
   /** HTTP exchanges running on this endpoint (the drainer closes the long ones). */
@@ -57,7 +69,9 @@ export class UpstreamPool {
     this.hostname = parsed.hostname.startsWith('[')
       ? parsed.hostname.slice(1, -1)
       : parsed.hostname;
-    this.port = parsed.port === '' ? 80 : Number(parsed.port);
+    const https = parsed.protocol === 'https:';
+    this.port = parsed.port !== '' ? Number(parsed.port) : https ? 443 : 80;
+    this.servername = https && isIP(this.hostname) === 0 ? this.hostname : undefined;
     this.#options = options;
     this.#pool = new Pool(this.origin, this.#clientOptions(options.connections));
   }

@@ -381,11 +381,12 @@ describe('issue 10 item 9: WebSocket relays to https upstreams use TLS', () => {
     expect(String((await echo)[0])).toBe('over tls');
     expect(seen).toEqual([{ servername: 'localhost', host: 'app.test' }]);
 
-    // Any other Upgrade goes the plain https way (undici), Upgrade stripped. undici takes the TLS
-    // server name from the Host header, so this request names the certificate's host.
+    // Any other Upgrade goes the plain https way (undici), Upgrade stripped. The TLS server name
+    // is the endpoint's, never the client's Host (undici's default would check the certificate
+    // against app.test and fail with 502).
     const c = await rawClient(Number(proxyPort));
     c.socket.write(
-      'GET / HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: foo\r\n\r\n',
     );
     await eventually(() => expect(c.closed()).toBe(true), { timeoutMs: 10_000 });
     expect(statusOf(c.text())).toBe(200);
