@@ -21,13 +21,14 @@ import { applyCommand, createSeedTable } from '../table/apply-command.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 import { parseCommandInput, parseTable } from '../table/validate.js';
 import { CommandConsumer } from './command-consumer.js';
-import {
-  type ControlStore,
-  type ControlStoreEvents,
-  type ReplicaInfo,
-  type SeedPools,
-  type StoreStatus,
-  rejectedEntry,
+import { appliedEntry, namedActor, rejectedEntry, type PendingEntry } from './audit-entry.js';
+import type {
+  ChangeResult,
+  ControlStore,
+  ControlStoreEvents,
+  ReplicaInfo,
+  SeedPools,
+  StoreStatus,
 } from './control-store.js';
 import {
   createRedisClient,
@@ -93,8 +94,6 @@ interface WriteSnapshot {
   readonly history: HistoryEntry[];
   readonly nowMs: number;
 }
-
-type PendingEntry = Omit<HistoryEntry, 'id'>;
 
 /** A ControlStore shared by every replica of a namespace through Redis. */
 export class RedisControlStore extends EventEmitter<ControlStoreEvents> implements ControlStore {
@@ -241,11 +240,16 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
 
   /** Validates and applies a raw command with compare-and-set; see ControlStore.apply. */
   async apply(input: unknown, meta: CommandMeta): Promise<RoutingTable> {
+    return (await this.change(input, meta)).table;
+  }
+
+  /** apply(), also saying whether the table changed; see ControlStore.change. */
+  async change(input: unknown, meta: CommandMeta): Promise<ChangeResult> {
     this.#requireRunning();
-    const table = await this.#applyInput(input, meta, undefined);
+    const result = await this.#applyInput(input, meta, undefined);
     // Only command-stream entries can be duplicates.
-    if (table === null) throw new Error('unexpected duplicate for an admin change');
-    return table;
+    if (result === null) throw new Error('unexpected duplicate for an admin change');
+    return result;
   }
 
   /** Writes revision 1 from `pools` unless Redis (or this replica) already has a table. */
@@ -260,16 +264,13 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         revision: table.revision,
         historyMaxLen: this.#historyMaxLen,
         deadlineMs: read.nowMs + this.#commandTimeoutMs,
-        fields: encodeHistoryFields({
-          revision: table.revision,
-          previousRevision: 0,
-          time: table.updatedAt,
-          actor: meta.actor,
-          source: 'seed',
-          command: { op: 'seed', pools },
-          result: 'applied',
-          before: null,
-        }),
+        fields: encodeHistoryFields(
+          appliedEntry(
+            { op: 'seed', pools },
+            { actor: meta.actor, source: 'seed' },
+            { revision: table.revision, previousRevision: 0, time: table.updatedAt, before: null },
+          ),
+        ),
       });
       if (result.status === 'ok') {
         this.#newestRevision = table.revision;
@@ -314,14 +315,15 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   // write path
 
   /**
-   * Parses, applies and commits one command; records rejections. Resolves with the new table,
-   * or null when `commandId` was already handled by another replica.
+   * Parses, applies and commits one command; records rejections. Resolves with the new table
+   * (or the current one, unchanged), or null when `commandId` was already handled by another
+   * replica.
    */
   async #applyInput(
     input: unknown,
     meta: CommandMeta,
     commandId: string | undefined,
-  ): Promise<RoutingTable | null> {
+  ): Promise<ChangeResult | null> {
     const time = meta.now ?? new Date().toISOString();
     let actor = meta.actor;
     let previousRevision = this.#current?.revision ?? 0;
@@ -352,7 +354,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     } catch (err) {
       return reject(err);
     }
-    if (parsed.actor !== undefined) actor = parsed.actor;
+    if (parsed.actor !== undefined) actor = namedActor(meta.source, parsed.actor);
     const expectRevision = meta.expectRevision ?? parsed.expectRevision;
     for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt += 1) {
       const snapshot = await this.#readForWrite(parsed.command.op === 'rollback');
@@ -369,6 +371,20 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         return reject(err);
       }
       const { table } = applied;
+      if (!applied.changed) {
+        // Nothing to write; a commands entry still moves the cursor, so it is handled once.
+        if (commandId !== undefined) {
+          const skipped = await this.#commit({
+            mode: 'skip',
+            historyMaxLen: this.#historyMaxLen,
+            commandId,
+            fields: [],
+          });
+          if (skipped.status === 'duplicate') return null;
+        }
+        this.#adopt(table, true);
+        return { table, changed: false };
+      }
       const result = await this.#commit({
         mode: 'apply',
         token: snapshot.token,
@@ -377,23 +393,25 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         historyMaxLen: this.#historyMaxLen,
         commandId,
         deadlineMs: snapshot.nowMs + this.#commandTimeoutMs,
-        fields: encodeHistoryFields({
-          revision: table.revision,
-          previousRevision,
-          time,
-          actor,
-          source: meta.source,
-          command: parsed.command,
-          result: 'applied',
-          before: snapshot.table,
-          undoes: applied.undoes,
-        }),
+        fields: encodeHistoryFields(
+          appliedEntry(
+            parsed.command,
+            { actor, source: meta.source },
+            {
+              revision: table.revision,
+              previousRevision,
+              time,
+              before: snapshot.table,
+              undoes: applied.undoes,
+            },
+          ),
+        ),
       });
       switch (result.status) {
         case 'ok':
           this.#newestRevision = table.revision;
           this.#adopt(table, true);
-          return table;
+          return { table, changed: true };
         case 'duplicate':
           return null;
         case 'expired':
@@ -485,13 +503,14 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         'cmd: missing (an entry needs a field "cmd" holding JSON)',
       );
     } else if (Buffer.byteLength(raw) > MAX_COMMAND_BYTES) {
-      recordedCommand = { truncated: raw.slice(0, 200), bytes: Buffer.byteLength(raw) };
+      // The audit entry summarises (cuts and redacts) the text.
+      recordedCommand = { truncated: raw, bytes: Buffer.byteLength(raw) };
       problem = fail('BODY_TOO_LARGE', `cmd: larger than ${MAX_COMMAND_BYTES} bytes`);
     } else {
       try {
         input = JSON.parse(raw) as unknown;
       } catch {
-        recordedCommand = raw.length > 200 ? `${raw.slice(0, 200)}…` : raw;
+        recordedCommand = raw;
         problem = fail('INVALID_JSON', 'cmd: not valid JSON');
       }
     }
@@ -513,9 +532,17 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
       return;
     }
     try {
-      const table = await this.#applyInput(input, meta, id);
-      if (table !== null) {
-        this.#log.info({ command: { id }, revision: table.revision }, 'redis command applied');
+      const result = await this.#applyInput(input, meta, id);
+      if (result?.changed === true) {
+        this.#log.info(
+          { command: { id }, revision: result.table.revision },
+          'redis command applied',
+        );
+      } else if (result !== null) {
+        this.#log.info(
+          { command: { id }, revision: result.table.revision },
+          'redis command changed nothing',
+        );
       }
     } catch (err) {
       if (isSwitchyardError(err) && err.code !== 'STORE_UNAVAILABLE') {
@@ -584,16 +611,18 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         revision: lastGood.revision,
         historyMaxLen: this.#historyMaxLen,
         deadlineMs: nowMs + this.#commandTimeoutMs,
-        fields: encodeHistoryFields({
-          revision: lastGood.revision,
-          previousRevision: 0,
-          time: new Date().toISOString(),
-          actor: `replica:${this.#options.replicaId}`,
-          source: 'seed',
-          command: { op: 'reseed', revision: lastGood.revision },
-          result: 'applied',
-          before: null,
-        }),
+        fields: encodeHistoryFields(
+          appliedEntry(
+            { op: 'reseed', revision: lastGood.revision },
+            { actor: `replica:${this.#options.replicaId}`, source: 'seed' },
+            {
+              revision: lastGood.revision,
+              previousRevision: 0,
+              time: new Date().toISOString(),
+              before: null,
+            },
+          ),
+        ),
       });
       if (result.status === 'ok') {
         this.#log.warn(

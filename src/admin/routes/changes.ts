@@ -1,10 +1,15 @@
 /**
  * The routes that change the table. Each builds the raw command `{op, ...body}` and hands it to
- * `store.apply`, the one validator for every entry point (admin, CLI, Redis), which also records
- * rejections in the audit log. Every change is answered with the new table.
+ * `store.change`, the one validator for every entry point (admin, CLI, Redis), which also records
+ * rejections in the audit log. Every change is answered with the table after it and `changed`
+ * (false when the command changed nothing: no new revision). The caller may name itself in
+ * `x-switchyard-actor`; the audit log records it as `<source>:<name>`.
  */
+import { z } from 'zod';
+import { namedActor } from '../../control/audit-entry.js';
 import type { Logger } from '../../observability/logger.js';
 import { fail, isSwitchyardError } from '../../errors.js';
+import { actorProblem } from '../../table/validate.js';
 import type { AdminDeps } from '../admin-server.js';
 import { readJsonBody } from '../body.js';
 import type { Route, RouteContext, RouteReply } from '../router.js';
@@ -36,6 +41,16 @@ const WAIT_QUERY = [
 /** Status codes every change may answer besides 200. */
 const CHANGE_ERRORS = [400, 404, 409, 413, 415, 503, 504] as const;
 
+/** Request header naming the person or tool behind a change (issue 11). */
+export const ACTOR_HEADER = 'x-switchyard-actor';
+
+/** The answer to a change: the table after it, and whether it made a new revision. */
+const changeResultSchema = routingTableSchema.extend({
+  changed: z
+    .boolean()
+    .describe('false when the command changed nothing: no new revision, nothing recorded'),
+});
+
 /** The routes that change the table. */
 export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
   const change = (ctx: RouteContext, command: Record<string, unknown>): Promise<RouteReply> =>
@@ -49,7 +64,7 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       body: setPoolBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) =>
         change(ctx, { ...(await readObject(ctx)), op: 'set-pool', pool: ctx.params.name }),
     },
@@ -61,7 +76,7 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       body: removePoolBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) =>
         change(ctx, { ...(await readObject(ctx)), op: 'remove-pool', pool: ctx.params.name }),
     },
@@ -73,7 +88,7 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       body: weightsBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'weights' }),
     },
     {
@@ -85,7 +100,7 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       body: canaryBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'canary' }),
     },
     {
@@ -98,16 +113,17 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       body: switchBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => {
         const { force, ...body } = await readObject(ctx);
-        // A bad query is refused before anything is recorded, as for every other change.
+        // A bad query or actor is refused before anything is recorded, as for every other change.
         parseWaitQuery(ctx.query);
+        const actor = actorOf(ctx);
         if (force !== undefined && typeof force !== 'boolean') {
           const err = fail('VALIDATION_FAILED', 'force: must be a boolean');
           await deps.store.recordRejection(
             { ...body, force, op: 'switch' },
-            { actor: ctx.source, source: ctx.source },
+            { actor, source: ctx.source },
             err,
           );
           throw err;
@@ -125,13 +141,13 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
               `to: pool "${to}" has no healthy endpoint (0 of ${health.total}); pass force: true to switch anyway`,
             );
             log.warn(
-              { code: err.code, message: err.message, actor: ctx.source, op: 'switch' },
+              { code: err.code, message: err.message, actor, op: 'switch' },
               'command rejected',
             );
             // In the audit log like every other refusal (the store also counts it).
             await deps.store.recordRejection(
               { ...body, ...(force === undefined ? {} : { force }), op: 'switch' },
-              { actor: ctx.source, source: ctx.source },
+              { actor, source: ctx.source },
               err,
             );
             throw err;
@@ -150,7 +166,7 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
       body: rollbackBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'rollback' }),
     },
   ];
@@ -173,30 +189,51 @@ async function applyChange(
   ctx: RouteContext,
   command: Record<string, unknown>,
 ): Promise<RouteReply> {
-  // Query problems are refused before anything changes.
+  // Query and header problems are refused before anything changes.
   const wait = parseWaitQuery(ctx.query);
-  const actor = ctx.source;
+  const actor = actorOf(ctx);
   const expectRevision =
     typeof command.expectRevision === 'number' ? command.expectRevision : undefined;
-  let table;
+  let result;
   try {
-    table = await deps.store.apply(command, { actor, source: ctx.source, expectRevision });
+    result = await deps.store.change(command, { actor, source: ctx.source, expectRevision });
   } catch (err) {
     if (isSwitchyardError(err)) {
       log.warn({ code: err.code, message: err.message, actor, op: command.op }, 'command rejected');
     }
     throw err;
   }
-  log.info(
-    {
-      revision: table.revision,
-      previousRevision: table.revision - 1,
-      weights: table.weights,
-      actor,
-      op: command.op,
-    },
-    'table changed',
-  );
+  const { table, changed } = result;
+  if (changed) {
+    log.info(
+      {
+        revision: table.revision,
+        previousRevision: table.revision - 1,
+        weights: table.weights,
+        actor,
+        op: command.op,
+      },
+      'table changed',
+    );
+  } else {
+    log.info({ revision: table.revision, actor, op: command.op }, 'table unchanged');
+  }
   if (wait !== null) await waitForReplicas(deps.store, table.revision, wait.timeoutMs, ctx.signal);
-  return { status: 200, json: table };
+  return { status: 200, json: { ...table, changed } };
+}
+
+/**
+ * The actor of a change: `<source>:<name>` when the request names one in `x-switchyard-actor`
+ * (1..64 printable ASCII characters, given once), else the source (`admin` or `cli`).
+ */
+function actorOf(ctx: RouteContext): string {
+  const values = ctx.req.headersDistinct[ACTOR_HEADER];
+  if (values === undefined) return ctx.source;
+  const [name] = values;
+  if (values.length !== 1 || name === undefined) {
+    throw fail('VALIDATION_FAILED', `${ACTOR_HEADER}: give the header once`);
+  }
+  const problem = actorProblem(name);
+  if (problem !== null) throw fail('VALIDATION_FAILED', `${ACTOR_HEADER}: ${problem}`);
+  return namedActor(ctx.source, name);
 }
