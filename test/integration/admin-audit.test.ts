@@ -7,6 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/eventually.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 
 const MB = 1024 * 1024;
@@ -37,9 +38,10 @@ function exposeGc(): () => void {
   return runInNewContext('gc') as () => void;
 }
 
-async function app(): Promise<TestApp> {
+async function app(config: Record<string, unknown> = {}): Promise<TestApp> {
   // Endpoints nobody listens on: these tests never route a request.
   const t = await startApp({
+    ...config,
     pools: [
       { name: 'blue', version: 'aaaaaaa', endpoints: ['http://127.0.0.1:9'] },
       { name: 'green', version: 'bbbbbbb', endpoints: ['http://127.0.0.1:9'] },
@@ -182,5 +184,20 @@ describe('admin audit log', () => {
     expect(rollback.json).toMatchObject({ revision: 3, changed: true });
     expect(rollback.json.weights).toEqual({ blue: 10000, green: 0, canary: 0 });
     expect(t.logs.some((l) => l.msg === 'table unchanged')).toBe(true);
+  });
+
+  it('issue 11: a switch to the pool that has 100 % is a no-op, not POOL_UNHEALTHY', async () => {
+    const t = await app({ healthCheckInterval: 50, unhealthyThreshold: 1 });
+    await eventually(() => {
+      expect(t.app.proxy.poolHealth('blue').healthy).toBe(0);
+      expect(t.app.proxy.poolHealth('green').healthy).toBe(0);
+    });
+    const same = await call(t, 'POST', '/v1/switch', '{"to":"blue"}');
+    expect(same.status).toBe(200);
+    expect(same.json).toMatchObject({ revision: 1, changed: false });
+    // The guard still refuses a real switch to a pool without a healthy endpoint.
+    const other = await call(t, 'POST', '/v1/switch', '{"to":"green"}');
+    expect(other.status).toBe(409);
+    expect(other.json.error.code).toBe('POOL_UNHEALTHY');
   });
 });

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { namedActor } from '../../control/audit-entry.js';
 import type { Logger } from '../../observability/logger.js';
 import { fail, isSwitchyardError } from '../../errors.js';
+import { TOTAL_BASIS_POINTS } from '../../table/types.js';
 import { actorProblem } from '../../table/validate.js';
 import type { AdminDeps } from '../admin-server.js';
 import { readJsonBody } from '../body.js';
@@ -129,10 +130,14 @@ export function changeRoutes(deps: AdminDeps, log: Logger): Route[] {
           throw err;
         }
         const to = body.to;
+        const current = deps.store.current();
+        // A switch to the pool that already has all the traffic changes nothing: no guard.
         if (
           force !== true &&
           typeof to === 'string' &&
-          Object.hasOwn(deps.store.current()?.pools ?? {}, to)
+          current !== null &&
+          Object.hasOwn(current.pools, to) &&
+          current.weights[to] !== TOTAL_BASIS_POINTS
         ) {
           const health = deps.proxy.poolHealth(to);
           if (health.healthy === 0) {
