@@ -5,7 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { SwitchyardError } from '../errors.js';
-import type { CommandMeta, CommandSource, HistoryEntry, RoutingTable } from '../table/types.js';
+import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 
 /** A proxy replica following a namespace (SPEC §6). */
 export interface ReplicaInfo {
@@ -43,11 +43,19 @@ export interface ControlStore extends EventEmitter<ControlStoreEvents> {
   current(): RoutingTable | null;
   /**
    * Validates `input` (a raw command object with `op`, as in SPEC §6) and applies it atomically
-   * with compare-and-set on the revision. Resolves with the new table. Rejects with a
-   * SwitchyardError (validation, POOL_LIVE, REVISION_CONFLICT, NOTHING_TO_UNDO,
-   * STORE_UNAVAILABLE...). Applied and rejected commands are both recorded in history.
+   * with compare-and-set on the revision. Resolves with the new table, or with the current one
+   * when the command changes nothing (see change()). Rejects with a SwitchyardError
+   * (validation, POOL_LIVE, REVISION_CONFLICT, NOTHING_TO_UNDO, STORE_UNAVAILABLE...). Applied
+   * and rejected commands are both recorded in history.
    */
   apply(input: unknown, meta: CommandMeta): Promise<RoutingTable>;
+  /**
+   * apply(), also saying whether the table changed. A command that leaves pools and weights as
+   * they are (the same set-pool, a canary share the pool already has, a switch to the pool that
+   * has 100 %) makes no revision and no history entry, so rollback still undoes the most recent
+   * real change; it resolves with the current table and `changed: false`.
+   */
+  change(input: unknown, meta: CommandMeta): Promise<ChangeResult>;
   /**
    * Writes `table` as revision 1 only when the store has no table (set-if-absent).
    * Resolves with the table that is in the store afterwards.
@@ -67,29 +75,17 @@ export interface ControlStore extends EventEmitter<ControlStoreEvents> {
   status(): StoreStatus;
 }
 
+/** The outcome of ControlStore.change(). */
+export interface ChangeResult {
+  /** The table after the command: the new revision, or the current table when unchanged. */
+  readonly table: RoutingTable;
+  /** False when the command changed nothing: no new revision, nothing recorded. */
+  readonly changed: boolean;
+}
+
 /** Pools to seed a fresh store with, in order: the first gets 100 %. */
 export type SeedPools = ReadonlyArray<{
   readonly name: string;
   readonly version: string;
   readonly endpoints: readonly string[];
 }>;
-
-/** The audit entry of a refused command (SPEC §6: `rejected`, with its reason), for every store. */
-export function rejectedEntry(
-  command: unknown,
-  by: { readonly actor: string; readonly source: CommandSource },
-  previousRevision: number,
-  time: string,
-  error: SwitchyardError,
-): Omit<HistoryEntry, 'id'> {
-  return {
-    revision: null,
-    previousRevision,
-    time,
-    actor: by.actor,
-    source: by.source,
-    command,
-    result: 'rejected',
-    reason: { code: error.code, message: error.message },
-  };
-}

@@ -9,13 +9,14 @@ import type { Metrics } from '../observability/metrics.js';
 import { applyCommand, createSeedTable } from '../table/apply-command.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 import { parseCommandInput } from '../table/validate.js';
-import {
-  type ControlStore,
-  type ControlStoreEvents,
-  type ReplicaInfo,
-  type SeedPools,
-  type StoreStatus,
-  rejectedEntry,
+import { appliedEntry, namedActor, rejectedEntry, type PendingEntry } from './audit-entry.js';
+import type {
+  ChangeResult,
+  ControlStore,
+  ControlStoreEvents,
+  ReplicaInfo,
+  SeedPools,
+  StoreStatus,
 } from './control-store.js';
 
 /** Audit entries kept in memory (oldest dropped first). */
@@ -68,8 +69,13 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
     return this.#table;
   }
 
+  /** Validates and applies a raw command; see ControlStore.apply. */
+  async apply(input: unknown, meta: CommandMeta): Promise<RoutingTable> {
+    return (await this.change(input, meta)).table;
+  }
+
   /** Validates and applies a raw command; records applied and rejected commands alike. */
-  apply(input: unknown, meta: CommandMeta): Promise<RoutingTable> {
+  change(input: unknown, meta: CommandMeta): Promise<ChangeResult> {
     if (this.#state === 'closed') return Promise.reject(fail('CLOSED', 'control store is closed'));
     const before = this.#table;
     const previousRevision = before?.revision ?? 0;
@@ -77,28 +83,25 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
     let actor = meta.actor;
     try {
       const parsed = parseCommandInput(input);
-      if (parsed.actor !== undefined) actor = parsed.actor;
+      if (parsed.actor !== undefined) actor = namedActor(meta.source, parsed.actor);
       const expectRevision = meta.expectRevision ?? parsed.expectRevision;
-      const { table, undoes } = applyCommand(
+      const { table, changed, undoes } = applyCommand(
         before,
         parsed.command,
         { actor, source: meta.source, expectRevision, now: time },
         this.#newestFirst(),
       );
-      this.#record({
-        revision: table.revision,
-        previousRevision,
-        time,
-        actor,
-        source: meta.source,
-        command: parsed.command,
-        result: 'applied',
-        before,
-        undoes,
-      });
+      if (!changed) return Promise.resolve({ table, changed });
+      this.#record(
+        appliedEntry(
+          parsed.command,
+          { actor, source: meta.source },
+          { revision: table.revision, previousRevision, time, before, undoes },
+        ),
+      );
       this.#table = table;
       this.emit('table', table);
-      return Promise.resolve(table);
+      return Promise.resolve({ table, changed });
     } catch (err) {
       if (!isSwitchyardError(err)) throw err;
       this.#record(
@@ -112,16 +115,13 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
   seed(pools: SeedPools, meta: CommandMeta): Promise<RoutingTable> {
     if (this.#table !== null) return Promise.resolve(this.#table);
     const table = createSeedTable(pools, meta);
-    this.#record({
-      revision: table.revision,
-      previousRevision: 0,
-      time: table.updatedAt,
-      actor: meta.actor,
-      source: 'seed',
-      command: { op: 'seed', pools },
-      result: 'applied',
-      before: null,
-    });
+    this.#record(
+      appliedEntry(
+        { op: 'seed', pools },
+        { actor: meta.actor, source: 'seed' },
+        { revision: table.revision, previousRevision: 0, time: table.updatedAt, before: null },
+      ),
+    );
     this.#table = table;
     this.emit('table', table);
     return Promise.resolve(table);
@@ -156,7 +156,7 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
     return Promise.resolve();
   }
 
-  #record(entry: Omit<HistoryEntry, 'id'>): void {
+  #record(entry: PendingEntry): void {
     if (entry.result === 'rejected') this.#metrics?.commandsRejected.inc({ source: entry.source });
     this.#sequence += 1;
     this.#history.push({ id: String(this.#sequence), ...entry });

@@ -11,6 +11,7 @@
  */
 import { Cluster, Redis } from 'ioredis';
 import { stdSerializers } from 'pino';
+import { fail, type SwitchyardError } from '../errors.js';
 import type { RedisClient } from './redis-scripts.js';
 
 /** What a client is used for; each role gets its own connection. */
@@ -225,6 +226,49 @@ export function credentialsRefused(err: unknown): string | null {
 /** True when the client can take commands now. */
 export function isClientReady(client: RedisClient): boolean {
   return client.status === 'ready';
+}
+
+/** STORE_UNAVAILABLE (503) for a failed Redis call; `cause` is kept without credentials. */
+export function storeUnavailable(cause?: unknown, readOnly = false): SwitchyardError {
+  const message = readOnly
+    ? 'control store unavailable'
+    : 'control store unavailable: the change was not applied';
+  // The cause reaches other components' logs: without credentials.
+  return fail('STORE_UNAVAILABLE', message, { cause: redactRedisError(cause) });
+}
+
+/** How the first connection went: ready, credentials refused, or no answer in time. */
+export type FirstConnection =
+  | { readonly outcome: 'ready' }
+  | { readonly outcome: 'refused'; readonly reason: string }
+  | { readonly outcome: 'timeout'; readonly lastError: string | undefined };
+
+/**
+ * Resolves once `client` is ready, after `timeoutMs` (with the last connection error), or with
+ * Redis's reason as soon as it refuses the credentials.
+ */
+export function waitReady(client: RedisClient, timeoutMs: number): Promise<FirstConnection> {
+  if (client.status === 'ready') return Promise.resolve({ outcome: 'ready' });
+  return new Promise((resolve) => {
+    let lastError: string | undefined;
+    const finish = (result: FirstConnection): void => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('error', onError);
+      resolve(result);
+    };
+    const timer = setTimeout(() => finish({ outcome: 'timeout', lastError }), timeoutMs);
+    timer.unref();
+    const onReady = (): void => finish({ outcome: 'ready' });
+    const onError = (err: unknown): void => {
+      const refused = credentialsRefused(err);
+      if (refused !== null) finish({ outcome: 'refused', reason: refused });
+      // ioredis messages name the address and the errno (ECONNREFUSED, ETIMEDOUT), never the URL.
+      else lastError = err instanceof Error ? err.message : String(err);
+    };
+    client.once('ready', onReady);
+    client.on('error', onError);
+  });
 }
 
 function hostPort(text: string): HostPort {

@@ -5,10 +5,13 @@
  */
 import type { CommandSource, HistoryEntry, RoutingTable } from '../table/types.js';
 import { parseTable } from '../table/validate.js';
+import { summariseCommand, summariseText } from './audit-entry.js';
 
-/** Largest `command` JSON stored as is; bigger raw input is stored as a truncated preview. */
-const MAX_COMMAND_JSON = 4096;
-const PREVIEW_CHARS = 200;
+/**
+ * Largest field parsed as JSON when read back. Entries we write hold summaries of a few KiB and
+ * tables; anything bigger was appended by hand and is shown as a cut string.
+ */
+const MAX_PARSED_FIELD_CHARS = 1024 * 1024;
 const SOURCES: ReadonlySet<string> = new Set(['admin', 'cli', 'redis', 'seed']);
 
 /** Flattens an entry (without id) into XADD field/value pairs. */
@@ -54,11 +57,14 @@ export function decodeHistoryEntry(id: string, flat: readonly string[]): History
     time: fields.get('time') ?? '',
     actor: fields.get('actor') ?? '',
     source: (SOURCES.has(source) ? source : 'redis') as CommandSource,
-    command: parseJson(fields.get('command')),
+    // Summarised again: an entry appended by hand may hold anything (a 100k-deep array).
+    command: summariseCommand(parseJson(fields.get('command'))),
     result: fields.get('result') === 'applied' && revision !== null ? 'applied' : 'rejected',
   };
   const reason = parseJson(fields.get('reason'));
-  if (isReason(reason)) entry.reason = { code: reason.code, message: reason.message };
+  if (isReason(reason)) {
+    entry.reason = { code: summariseText(reason.code), message: summariseText(reason.message) };
+  }
   if (fields.has('before')) entry.before = decodeTable(fields.get('before'));
   const undoes = toInteger(fields.get('undoes'));
   if (undoes !== null) entry.undoes = undoes;
@@ -77,16 +83,9 @@ export function decodeHistoryReply(reply: unknown): HistoryEntry[] {
   return entries;
 }
 
+/** The command of an entry: already a bounded summary (see audit-entry.ts). */
 function encodeCommand(command: unknown): string {
-  let json: string | undefined;
-  try {
-    json = JSON.stringify(command);
-  } catch {
-    json = undefined;
-  }
-  if (json === undefined) return JSON.stringify({ unserialisable: true });
-  if (json.length <= MAX_COMMAND_JSON) return json;
-  return JSON.stringify({ truncated: json.slice(0, PREVIEW_CHARS), length: json.length });
+  return JSON.stringify(command) ?? 'null';
 }
 
 /** A stored `before` table, validated like any table read from Redis (null when unusable). */
@@ -102,10 +101,11 @@ function decodeTable(raw: string | undefined): RoutingTable | null {
 
 function parseJson(raw: string | undefined): unknown {
   if (raw === undefined) return undefined;
+  if (raw.length > MAX_PARSED_FIELD_CHARS) return summariseText(raw);
   try {
     return JSON.parse(raw) as unknown;
   } catch {
-    return raw.length > PREVIEW_CHARS ? `${raw.slice(0, PREVIEW_CHARS)}…` : raw;
+    return summariseText(raw);
   }
 }
 

@@ -56,14 +56,15 @@ return {t, n, tok, redis.call('GET', key), now}
 
 /**
  * KEYS: state, history, events, commandsCursor.
- * ARGV: mode ('apply' | 'create' | 'reject'), token, newState, revision, historyMaxLen,
+ * ARGV: mode ('apply' | 'create' | 'reject' | 'skip'), token, newState, revision, historyMaxLen,
  *       commandId ('' for none), deadlineMs ('' for none), then history field/value pairs.
  * - commandId at or below the cursor: {'duplicate'} (a commands entry is handled once).
  * - deadline passed (Redis time): {'expired'}: a write delayed by a paused server is dropped,
  *   never applied after its caller was told 503.
  * - apply: state token differs from ARGV token: {'conflict'}. create: state exists: {'exists'}.
- * Otherwise writes state (apply/create), appends the history entry, advances the cursor,
- * publishes the revision (apply/create) and returns {'ok', historyId}.
+ * Otherwise writes state (apply/create), appends the history entry (not for skip), advances the
+ * cursor, publishes the revision (apply/create) and returns {'ok', historyId}. `skip` only moves
+ * the cursor past a commands entry that changed nothing.
  */
 const COMMIT = script(`${TOKEN_LUA}
 local function parseId(s)
@@ -90,11 +91,14 @@ elseif mode == 'create' then
   if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
   redis.call('SET', KEYS[1], ARGV[3])
 end
-local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
+local id = ''
+if mode ~= 'skip' then
+  local fields = {}
+  for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+  id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', unpack(fields))
+end
 if commandId ~= '' then redis.call('SET', KEYS[4], commandId) end
-if mode ~= 'reject' then redis.call('PUBLISH', KEYS[3], ARGV[4]) end
+if mode == 'apply' or mode == 'create' then redis.call('PUBLISH', KEYS[3], ARGV[4]) end
 return {'ok', id}
 `);
 
@@ -172,7 +176,7 @@ export type CommitResult =
 
 /** One atomic write: see COMMIT. */
 export interface CommitRequest {
-  readonly mode: 'apply' | 'create' | 'reject';
+  readonly mode: 'apply' | 'create' | 'reject' | 'skip';
   readonly token?: string;
   readonly state?: string;
   readonly revision?: number;

@@ -1,59 +1,49 @@
 /**
- * The Redis control store (SPEC §6): many replicas follow one table in Redis.
- * - Writes: read state (+ history for rollback), applyCommand() in TypeScript, then one Lua
- *   script does compare-and-set on the state token + history XADD + cursor + PUBLISH.
- * - Reads: PUBLISH is only a hint. The subscriber resyncs on every (re)connect and on every
- *   hint, and a poll resyncs as a safety net; every table read is validated (invalid: ignored,
- *   reported once, last good kept). Redis empty again: re-seed from the last good table.
- * - Outages: every client fails fast (no offline queue, command timeout, no resend), writes
- *   carry a Redis-time deadline so a write delayed by a paused server is dropped, not replayed.
- * - The last good table is kept in `stateFile` and used when Redis is unreachable at start.
- * - Credentials: Redis refusing them at start fails start(), later it is logged as an error;
- *   no log line or error cause carries them (see redactRedisError).
+ * The Redis control store (SPEC §6): many replicas follow one table in Redis. This file is the
+ * ControlStore facade: connections, lifecycle and status. The parts live beside it:
+ * - redis-writer.ts: the compare-and-set write path (apply, seed, recorded rejections);
+ * - redis-table-sync.ts: the read path (hints, resync, poll, validation, re-seed, state file);
+ * - redis-command-decoder.ts: entries of the `commands` stream (read by command-consumer.ts);
+ * - redis-connection.ts, redis-scripts.ts, redis-history.ts, replica-registry.ts.
+ * Outages: every client fails fast (no offline queue, command timeout, no resend), writes carry a
+ * Redis-time deadline so a write delayed by a paused server is dropped, not replayed. The last
+ * good table is kept in `stateFile` and used when Redis is unreachable at start.
+ * Credentials: Redis refusing them at start fails start(), later it is logged as an error; no log
+ * line or error cause carries them (see redactRedisError).
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fail, isSwitchyardError, SwitchyardError } from '../errors.js';
+import { fail, isSwitchyardError, type SwitchyardError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
-import { applyCommand, createSeedTable } from '../table/apply-command.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
-import { parseCommandInput, parseTable } from '../table/validate.js';
+import { rejectedEntry } from './audit-entry.js';
 import { CommandConsumer } from './command-consumer.js';
-import {
-  type ControlStore,
-  type ControlStoreEvents,
-  type ReplicaInfo,
-  type SeedPools,
-  type StoreStatus,
-  rejectedEntry,
+import type {
+  ChangeResult,
+  ControlStore,
+  ControlStoreEvents,
+  ReplicaInfo,
+  SeedPools,
+  StoreStatus,
 } from './control-store.js';
+import { handleCommandEntry } from './redis-command-decoder.js';
 import {
   createRedisClient,
   credentialsRefused,
   parseRedisUrl,
-  redactRedisError,
   serializeRedisError,
+  storeUnavailable,
+  waitReady,
   type RedisRole,
 } from './redis-connection.js';
-import { decodeHistoryReply, encodeHistoryFields } from './redis-history.js';
+import { decodeHistoryReply } from './redis-history.js';
 import { redisKeys, type RedisKeys } from './redis-keys.js';
-import {
-  RedisScripts,
-  type CommitRequest,
-  type RedisClient,
-  type StateRead,
-} from './redis-scripts.js';
+import { RedisScripts, type RedisClient } from './redis-scripts.js';
+import { RedisTableSync } from './redis-table-sync.js';
+import { RedisWriter } from './redis-writer.js';
 import { ReplicaRegistry } from './replica-registry.js';
-import { readStateFile, writeStateFile } from './state-file.js';
-
-/** Largest state value read and parsed (a real table is a few KiB). */
-const MAX_STATE_BYTES = 1024 * 1024;
-/** Largest `cmd` field parsed from the commands stream. */
-const MAX_COMMAND_BYTES = 64 * 1024;
-/** Compare-and-set attempts without expectRevision before giving up with REVISION_CONFLICT. */
-const MAX_CAS_ATTEMPTS = 5;
+import { readStateFile } from './state-file.js';
 
 /** Options of RedisControlStore. Durations in ms. */
 export interface RedisControlStoreOptions {
@@ -87,15 +77,6 @@ export interface RedisControlStoreOptions {
 
 type StoreState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
-interface WriteSnapshot {
-  readonly token: string;
-  readonly table: RoutingTable | null;
-  readonly history: HistoryEntry[];
-  readonly nowMs: number;
-}
-
-type PendingEntry = Omit<HistoryEntry, 'id'>;
-
 /** A ControlStore shared by every replica of a namespace through Redis. */
 export class RedisControlStore extends EventEmitter<ControlStoreEvents> implements ControlStore {
   readonly #options: RedisControlStoreOptions;
@@ -105,6 +86,8 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   readonly #scripts: RedisScripts;
   readonly #commandTimeoutMs: number;
   readonly #historyMaxLen: number;
+  readonly #sync: RedisTableSync;
+  readonly #writes: RedisWriter;
   #state: StoreState = 'idle';
   #writer: RedisClient | null = null;
   #subscriber: RedisClient | null = null;
@@ -112,14 +95,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   #registry: ReplicaRegistry | null = null;
   #consumer: CommandConsumer | null = null;
   #pollTimer: NodeJS.Timeout | null = null;
-  #current: RoutingTable | null = null;
-  #bootTable: RoutingTable | null = null;
   #up = false;
-  #newestRevision = 0;
-  #syncing: Promise<void> | null = null;
-  #syncAgain = false;
-  #invalidSeen: string | null = null;
-  #fileWrite: Promise<void> = Promise.resolve();
   #closing: Promise<void> | null = null;
   #refusalLogged = false;
   readonly #connected = new Map<RedisRole, boolean>();
@@ -135,9 +111,36 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     );
     this.#metrics = options.metrics;
     this.#keys = redisKeys(options.namespace);
-    this.#scripts = new RedisScripts(this.#keys);
     this.#commandTimeoutMs = options.commandTimeoutMs ?? 1500;
     this.#historyMaxLen = options.historyMaxLen ?? 1000;
+    this.#scripts = new RedisScripts(this.#keys);
+    this.#sync = new RedisTableSync({
+      scripts: this.#scripts,
+      client: () => this.#writer,
+      replicaId: options.replicaId,
+      appliedRevision: options.appliedRevision,
+      stateFile: options.stateFile,
+      commandTimeoutMs: this.#commandTimeoutMs,
+      historyMaxLen: this.#historyMaxLen,
+      logger: this.#log,
+      metrics: this.#metrics,
+      onTable: (table) => this.emit('table', table),
+      afterAdopt: () => this.#registry?.beat(),
+      setUp: (up, err) => this.#setUp(up, err),
+      stopped: () => this.#state === 'closing' || this.#state === 'closed',
+    });
+    this.#writes = new RedisWriter({
+      scripts: this.#scripts,
+      keys: this.#keys,
+      client: () => this.#requireWriter(),
+      sync: this.#sync,
+      guard: (fn) => this.#guard(fn),
+      unavailable: (cause) => (cause === undefined ? storeUnavailable() : this.#unavailable(cause)),
+      commandTimeoutMs: this.#commandTimeoutMs,
+      historyMaxLen: this.#historyMaxLen,
+      logger: this.#log,
+      metrics: this.#metrics,
+    });
     this.#metrics?.controlStoreUp.set(0);
   }
 
@@ -154,7 +157,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     const options = this.#options;
     if (options.stateFile !== undefined) {
       try {
-        this.#bootTable = await readStateFile(options.stateFile);
+        this.#sync.setBootTable(await readStateFile(options.stateFile));
       } catch (err) {
         this.#log.warn(
           { err, stateFile: options.stateFile },
@@ -175,11 +178,11 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     this.#writer = writer;
     this.#subscriber = subscriber;
     this.#consumerClient = consumerClient;
-    this.#watchConnection(writer, 'writer', () => this.#resync());
+    this.#watchConnection(writer, 'writer', () => this.#sync.resync());
     this.#watchConnection(subscriber, 'subscriber', () => this.#onSubscriberReady(subscriber));
     this.#watchConnection(consumerClient, 'consumer', () => Promise.resolve());
     writer.on('close', () => this.#setUp(false));
-    subscriber.on('message', (_channel: string, message: string) => this.#onHint(message));
+    subscriber.on('message', (_channel: string, message: string) => this.#sync.onHint(message));
 
     const startTimeoutMs = options.startTimeoutMs ?? 3000;
     const first = await waitReady(writer, startTimeoutMs);
@@ -189,7 +192,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
       throw fail('INVALID_CONFIG', `redis refused the credentials in the URL: ${first.reason}`);
     }
     if (first.outcome === 'ready') {
-      await this.#resync();
+      await this.#sync.resync();
     } else {
       // The store starts "down", so no transition would say so: an operator must see why a
       // replica is not ready (or routes with its state file) without turning on debug logs.
@@ -198,12 +201,13 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
         'control store unreachable at start: retrying in the background',
       );
     }
-    if (this.#current === null && this.#bootTable !== null) {
+    const bootTable = this.#sync.bootTable();
+    if (this.#sync.current() === null && bootTable !== null) {
       this.#log.warn(
-        { revision: this.#bootTable.revision, stateFile: options.stateFile },
+        { revision: bootTable.revision, stateFile: options.stateFile },
         'booting from state file: no valid table in redis',
       );
-      this.#adopt(this.#bootTable, false);
+      this.#sync.adopt(bootTable, false);
     }
 
     this.#registry = new ReplicaRegistry({
@@ -219,12 +223,17 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     this.#consumer = new CommandConsumer({
       client: consumerClient,
       keys: this.#keys,
-      handle: (id, fields) => this.#handleCommandEntry(id, fields),
+      handle: (id, fields) =>
+        handleCommandEntry(id, fields, {
+          writer: this.#writes,
+          revision: () => this.#sync.current()?.revision ?? 0,
+          logger: this.#log,
+        }),
       logger: this.#log,
       blockMs: timeouts.blockMs,
     });
     this.#consumer.start();
-    this.#pollTimer = setInterval(() => void this.#resync(), options.pollIntervalMs ?? 1000);
+    this.#pollTimer = setInterval(() => void this.#sync.resync(), options.pollIntervalMs ?? 1000);
     this.#pollTimer.unref();
     this.#setState('running');
   }
@@ -236,54 +245,36 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   }
 
   current(): RoutingTable | null {
-    return this.#current;
+    return this.#sync.current();
   }
 
   /** Validates and applies a raw command with compare-and-set; see ControlStore.apply. */
   async apply(input: unknown, meta: CommandMeta): Promise<RoutingTable> {
+    return (await this.change(input, meta)).table;
+  }
+
+  /** apply(), also saying whether the table changed; see ControlStore.change. */
+  async change(input: unknown, meta: CommandMeta): Promise<ChangeResult> {
     this.#requireRunning();
-    const table = await this.#applyInput(input, meta, undefined);
+    const result = await this.#writes.change(input, meta, undefined);
     // Only command-stream entries can be duplicates.
-    if (table === null) throw new Error('unexpected duplicate for an admin change');
-    return table;
+    if (result === null) throw new Error('unexpected duplicate for an admin change');
+    return result;
   }
 
   /** Writes revision 1 from `pools` unless Redis (or this replica) already has a table. */
   async seed(pools: SeedPools, meta: CommandMeta): Promise<RoutingTable> {
     this.#requireRunning();
-    const table = createSeedTable(pools, meta);
-    const read = await this.#guard(() => this.#scripts.readState(this.#requireWriter(), 0, false));
-    if (read.type === 'none' && this.#current === null && this.#bootTable === null) {
-      const result = await this.#commit({
-        mode: 'create',
-        state: JSON.stringify(table),
-        revision: table.revision,
-        historyMaxLen: this.#historyMaxLen,
-        deadlineMs: read.nowMs + this.#commandTimeoutMs,
-        fields: encodeHistoryFields({
-          revision: table.revision,
-          previousRevision: 0,
-          time: table.updatedAt,
-          actor: meta.actor,
-          source: 'seed',
-          command: { op: 'seed', pools },
-          result: 'applied',
-          before: null,
-        }),
-      });
-      if (result.status === 'ok') {
-        this.#newestRevision = table.revision;
-        this.#adopt(table, true);
-        return table;
-      }
-      if (result.status === 'expired') throw unavailable();
-    }
-    // Someone else seeded, or we re-seed from our last good table: read what is there.
-    await this.#resync();
-    if (this.#current === null) {
-      throw fail('STORE_UNAVAILABLE', 'redis holds no valid table and none could be seeded');
-    }
-    return this.#current;
+    return this.#writes.seed(pools, meta);
+  }
+
+  /** Appends a refusal made before apply() to history; best effort (see ControlStore). */
+  async recordRejection(input: unknown, meta: CommandMeta, error: SwitchyardError): Promise<void> {
+    const time = meta.now ?? new Date().toISOString();
+    await this.#writes.recordRejection(
+      rejectedEntry(input, meta, this.#sync.current()?.revision ?? 0, time, error),
+      undefined,
+    );
   }
 
   /** The audit log from the history stream, newest first. */
@@ -307,345 +298,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   }
 
   status(): StoreStatus {
-    return { kind: 'redis', up: this.#up, newestRevision: this.#newestRevision };
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // write path
-
-  /**
-   * Parses, applies and commits one command; records rejections. Resolves with the new table,
-   * or null when `commandId` was already handled by another replica.
-   */
-  async #applyInput(
-    input: unknown,
-    meta: CommandMeta,
-    commandId: string | undefined,
-  ): Promise<RoutingTable | null> {
-    const time = meta.now ?? new Date().toISOString();
-    let actor = meta.actor;
-    let previousRevision = this.#current?.revision ?? 0;
-    /**
-     * Records a rejection and returns the error to throw, or null when another replica already
-     * handled this commands entry (it was re-checked against a table that already includes it,
-     * so the "rejection" is not one: stay quiet).
-     */
-    const rejected = async (err: unknown): Promise<SwitchyardError | null> => {
-      const error = isSwitchyardError(err)
-        ? err
-        : fail('VALIDATION_FAILED', 'command: could not be applied', { cause: err });
-      const outcome = await this.#recordRejection(
-        rejectedEntry(input, { actor, source: meta.source }, previousRevision, time, error),
-        commandId,
-      );
-      return outcome === 'duplicate' ? null : error;
-    };
-    const reject = async (err: unknown): Promise<null> => {
-      const error = await rejected(err);
-      if (error === null) return null;
-      throw error;
-    };
-
-    let parsed;
-    try {
-      parsed = parseCommandInput(input);
-    } catch (err) {
-      return reject(err);
-    }
-    if (parsed.actor !== undefined) actor = parsed.actor;
-    const expectRevision = meta.expectRevision ?? parsed.expectRevision;
-    for (let attempt = 1; attempt <= MAX_CAS_ATTEMPTS; attempt += 1) {
-      const snapshot = await this.#readForWrite(parsed.command.op === 'rollback');
-      previousRevision = snapshot.table?.revision ?? 0;
-      let applied;
-      try {
-        applied = applyCommand(
-          snapshot.table,
-          parsed.command,
-          { actor, source: meta.source, expectRevision, now: time },
-          snapshot.history,
-        );
-      } catch (err) {
-        return reject(err);
-      }
-      const { table } = applied;
-      const result = await this.#commit({
-        mode: 'apply',
-        token: snapshot.token,
-        state: JSON.stringify(table),
-        revision: table.revision,
-        historyMaxLen: this.#historyMaxLen,
-        commandId,
-        deadlineMs: snapshot.nowMs + this.#commandTimeoutMs,
-        fields: encodeHistoryFields({
-          revision: table.revision,
-          previousRevision,
-          time,
-          actor,
-          source: meta.source,
-          command: parsed.command,
-          result: 'applied',
-          before: snapshot.table,
-          undoes: applied.undoes,
-        }),
-      });
-      switch (result.status) {
-        case 'ok':
-          this.#newestRevision = table.revision;
-          this.#adopt(table, true);
-          return table;
-        case 'duplicate':
-          return null;
-        case 'expired':
-          throw unavailable();
-        case 'conflict':
-        case 'exists':
-          // Another writer won; with expectRevision the next attempt reports the conflict.
-          continue;
-      }
-    }
-    return reject(
-      fail(
-        'REVISION_CONFLICT',
-        `the table changed concurrently ${MAX_CAS_ATTEMPTS} times while applying; retry`,
-      ),
-    );
-  }
-
-  /** State (validated; the last good table when Redis holds none or garbage) and history. */
-  async #readForWrite(withHistory: boolean): Promise<WriteSnapshot> {
-    const writer = this.#requireWriter();
-    const read = await this.#guard(() => this.#scripts.readState(writer, MAX_STATE_BYTES, true));
-    const table =
-      read.type === 'none' ? this.#current : (this.#validateRead(read) ?? this.#current);
-    let history: HistoryEntry[] = [];
-    if (withHistory) {
-      const reply: unknown = await this.#guard(() =>
-        writer.xrevrange(this.#keys.history, '+', '-', 'COUNT', this.#historyMaxLen * 2),
-      );
-      history = decodeHistoryReply(reply);
-    }
-    return { token: read.token, table, history, nowMs: read.nowMs };
-  }
-
-  /**
-   * Appends a rejection to history. For a commands entry it also advances the cursor and must
-   * succeed (else the entry is retried); for admin calls it is best effort.
-   */
-  async recordRejection(input: unknown, meta: CommandMeta, error: SwitchyardError): Promise<void> {
-    const time = meta.now ?? new Date().toISOString();
-    await this.#recordRejection(
-      rejectedEntry(input, meta, this.#current?.revision ?? 0, time, error),
-      undefined,
-    );
-  }
-
-  async #recordRejection(
-    entry: PendingEntry,
-    commandId: string | undefined,
-  ): Promise<'recorded' | 'duplicate' | 'lost'> {
-    let recorded = false;
-    let duplicate = false;
-    try {
-      const result = await this.#scripts.commit(this.#requireWriter(), {
-        mode: 'reject',
-        historyMaxLen: this.#historyMaxLen,
-        commandId,
-        fields: encodeHistoryFields(entry),
-      });
-      recorded = result.status === 'ok';
-      duplicate = result.status === 'duplicate';
-    } catch (err) {
-      if (commandId !== undefined) throw this.#unavailable(err);
-      this.#log.warn({ err }, 'rejected change not recorded in history: redis unavailable');
-      recorded = true;
-    }
-    if (recorded) this.#metrics?.commandsRejected.inc({ source: entry.source });
-    return duplicate ? 'duplicate' : recorded ? 'recorded' : 'lost';
-  }
-
-  async #commit(request: CommitRequest): Promise<Awaited<ReturnType<RedisScripts['commit']>>> {
-    return this.#guard(() => this.#scripts.commit(this.#requireWriter(), request));
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // commands stream
-
-  /** Handles one `commands` entry; rejects only when Redis failed (the entry is retried). */
-  async #handleCommandEntry(id: string, fields: readonly string[]): Promise<void> {
-    const meta: CommandMeta = { actor: 'redis', source: 'redis' };
-    const raw = fieldValue(fields, 'cmd');
-    let problem: SwitchyardError | null = null;
-    let input: unknown;
-    let recordedCommand: unknown;
-    if (raw === undefined) {
-      recordedCommand = { fields: fieldNames(fields) };
-      problem = fail(
-        'VALIDATION_FAILED',
-        'cmd: missing (an entry needs a field "cmd" holding JSON)',
-      );
-    } else if (Buffer.byteLength(raw) > MAX_COMMAND_BYTES) {
-      recordedCommand = { truncated: raw.slice(0, 200), bytes: Buffer.byteLength(raw) };
-      problem = fail('BODY_TOO_LARGE', `cmd: larger than ${MAX_COMMAND_BYTES} bytes`);
-    } else {
-      try {
-        input = JSON.parse(raw) as unknown;
-      } catch {
-        recordedCommand = raw.length > 200 ? `${raw.slice(0, 200)}…` : raw;
-        problem = fail('INVALID_JSON', 'cmd: not valid JSON');
-      }
-    }
-    if (problem !== null) {
-      await this.#recordRejection(
-        rejectedEntry(
-          recordedCommand,
-          meta,
-          this.#current?.revision ?? 0,
-          new Date().toISOString(),
-          problem,
-        ),
-        id,
-      );
-      this.#log.warn(
-        { command: { id }, reason: { code: problem.code, message: problem.message } },
-        'redis command rejected',
-      );
-      return;
-    }
-    try {
-      const table = await this.#applyInput(input, meta, id);
-      if (table !== null) {
-        this.#log.info({ command: { id }, revision: table.revision }, 'redis command applied');
-      }
-    } catch (err) {
-      if (isSwitchyardError(err) && err.code !== 'STORE_UNAVAILABLE') {
-        this.#log.warn(
-          { command: { id }, reason: { code: err.code, message: err.message } },
-          'redis command rejected',
-        );
-        return;
-      }
-      throw err;
-    }
-  }
-
-  // ------------------------------------------------------------------------------------------
-  // read path
-
-  /** Single-flight resync: at most one in flight plus one queued. Never rejects. */
-  #resync(): Promise<void> {
-    if (this.#state === 'closing' || this.#state === 'closed') return Promise.resolve();
-    if (this.#syncing !== null) {
-      this.#syncAgain = true;
-      return this.#syncing;
-    }
-    this.#syncing = (async () => {
-      do {
-        this.#syncAgain = false;
-        await this.#syncOnce();
-      } while (this.#syncAgain && this.#state !== 'closing' && this.#state !== 'closed');
-    })().finally(() => {
-      this.#syncing = null;
-    });
-    return this.#syncing;
-  }
-
-  async #syncOnce(): Promise<void> {
-    const writer = this.#writer;
-    if (writer === null) return;
-    let read: StateRead;
-    try {
-      read = await this.#scripts.readState(writer, MAX_STATE_BYTES, false);
-    } catch (err) {
-      this.#setUp(false, err);
-      return;
-    }
-    this.#setUp(true);
-    if (read.type === 'none') {
-      await this.#reseed(writer, read.nowMs);
-    } else {
-      const table = this.#validateRead(read);
-      if (table !== null) {
-        this.#newestRevision = table.revision;
-        this.#adopt(table, true);
-      }
-    }
-    this.#updateLag();
-  }
-
-  /** Redis lost the state (restart without persistence, flush): put our last good table back. */
-  async #reseed(writer: RedisClient, nowMs: number): Promise<void> {
-    const lastGood = this.#current ?? this.#bootTable;
-    if (lastGood === null) return;
-    try {
-      const result = await this.#scripts.commit(writer, {
-        mode: 'create',
-        state: JSON.stringify(lastGood),
-        revision: lastGood.revision,
-        historyMaxLen: this.#historyMaxLen,
-        deadlineMs: nowMs + this.#commandTimeoutMs,
-        fields: encodeHistoryFields({
-          revision: lastGood.revision,
-          previousRevision: 0,
-          time: new Date().toISOString(),
-          actor: `replica:${this.#options.replicaId}`,
-          source: 'seed',
-          command: { op: 'reseed', revision: lastGood.revision },
-          result: 'applied',
-          before: null,
-        }),
-      });
-      if (result.status === 'ok') {
-        this.#log.warn(
-          { revision: lastGood.revision },
-          'redis had no table: re-seeded it from the last good table',
-        );
-        this.#newestRevision = lastGood.revision;
-        this.#adopt(lastGood, true);
-      } else {
-        // Another replica re-seeded first (or the write expired): read again.
-        this.#syncAgain = true;
-      }
-    } catch (err) {
-      this.#setUp(false, err);
-    }
-  }
-
-  /** The valid table in `read`, or null (reported once per distinct invalid value). */
-  #validateRead(read: StateRead): RoutingTable | null {
-    let reason: string;
-    if (read.type !== 'string') {
-      reason = `state is a redis ${read.type}, not a string`;
-    } else if (read.value === null) {
-      reason = `state is ${read.length} bytes, over the ${MAX_STATE_BYTES} byte limit`;
-    } else {
-      try {
-        const table = parseTable(JSON.parse(read.value) as unknown);
-        this.#invalidSeen = null;
-        return table;
-      } catch (err) {
-        reason = err instanceof Error ? err.message : String(err);
-      }
-    }
-    const fingerprint = `${read.type}:${read.length}:${createHash('sha1')
-      .update(read.value ?? '')
-      .digest('hex')}`;
-    if (fingerprint !== this.#invalidSeen) {
-      this.#invalidSeen = fingerprint;
-      this.#log.error(
-        { state: { type: read.type, bytes: read.length, reason } },
-        'invalid table in redis ignored: keeping the last good table',
-      );
-      this.#metrics?.commandsRejected.inc({ source: 'state' });
-    }
-    return null;
-  }
-
-  #onHint(message: string): void {
-    const revision = Number(message);
-    if (Number.isInteger(revision) && revision > this.#newestRevision)
-      this.#newestRevision = revision;
-    if (revision !== this.#current?.revision) void this.#resync();
+    return { kind: 'redis', up: this.#up, newestRevision: this.#sync.newestRevision() };
   }
 
   async #onSubscriberReady(subscriber: RedisClient): Promise<void> {
@@ -656,34 +309,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     } catch (err) {
       this.#log.warn({ err }, 'subscribe to redis events failed; relying on the poll');
     }
-    await this.#resync();
-  }
-
-  /** Makes `table` current (when it differs), announces and persists it. */
-  #adopt(table: RoutingTable, persist: boolean): void {
-    const previous = this.#current;
-    if (
-      previous !== null &&
-      previous.revision === table.revision &&
-      previous.updatedAt === table.updatedAt &&
-      previous.updatedBy === table.updatedBy
-    ) {
-      return;
-    }
-    this.#current = table;
-    try {
-      this.emit('table', table);
-    } catch (err) {
-      this.#log.error({ err, revision: table.revision }, 'table listener failed');
-    }
-    this.#updateLag();
-    this.#registry?.beat();
-    const stateFile = this.#options.stateFile;
-    if (persist && stateFile !== undefined) {
-      this.#fileWrite = this.#fileWrite
-        .then(() => writeStateFile(stateFile, table))
-        .catch((err: unknown) => this.#log.warn({ err, stateFile }, 'state file not written'));
-    }
+    await this.#sync.resync();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -728,14 +354,10 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     if (up === this.#up) return;
     this.#up = up;
     this.#metrics?.controlStoreUp.set(up ? 1 : 0);
-    if (up) this.#log.info({ newestRevision: this.#newestRevision }, 'control store reachable');
-    else this.#log.warn({ err }, 'control store unreachable: routing with the last good table');
+    if (up) {
+      this.#log.info({ newestRevision: this.#sync.newestRevision() }, 'control store reachable');
+    } else this.#log.warn({ err }, 'control store unreachable: routing with the last good table');
     this.emit('storeStatus', this.status());
-  }
-
-  #updateLag(): void {
-    const lag = Math.max(0, this.#newestRevision - this.#options.appliedRevision());
-    this.#metrics?.controlStoreRevisionLag.set(lag);
   }
 
   /** Runs a Redis call; any failure becomes STORE_UNAVAILABLE (503). */
@@ -750,7 +372,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
 
   #unavailable(err: unknown, readOnly = false): SwitchyardError {
     this.#setUp(false, err);
-    return unavailable(err, readOnly);
+    return storeUnavailable(err, readOnly);
   }
 
   #requireWriter(): RedisClient {
@@ -796,8 +418,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     await Promise.all([
       step(async () => this.#consumer?.close()),
       step(async () => this.#registry?.close()),
-      step(async () => this.#syncing),
-      step(() => this.#fileWrite),
+      step(() => this.#sync.settled()),
     ]);
     const clients = [this.#subscriber, this.#writer].filter((c): c is RedisClient => c !== null);
     await Promise.all(clients.map((c) => step(() => c.quit().catch(() => undefined))));
@@ -808,61 +429,4 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
       throw new AggregateError(failures, 'redis store closed with errors');
     }
   }
-}
-
-function unavailable(cause?: unknown, readOnly = false): SwitchyardError {
-  const message = readOnly
-    ? 'control store unavailable'
-    : 'control store unavailable: the change was not applied';
-  // The cause reaches other components' logs: without credentials.
-  return fail('STORE_UNAVAILABLE', message, { cause: redactRedisError(cause) });
-}
-
-/**
- * Resolves true once `client` is ready, false after `timeoutMs`, or with Redis's reason as soon
- * as it refuses the credentials.
- */
-/** How the first connection went: ready, credentials refused, or no answer in time. */
-type FirstConnection =
-  | { readonly outcome: 'ready' }
-  | { readonly outcome: 'refused'; readonly reason: string }
-  | { readonly outcome: 'timeout'; readonly lastError: string | undefined };
-
-function waitReady(client: RedisClient, timeoutMs: number): Promise<FirstConnection> {
-  if (client.status === 'ready') return Promise.resolve({ outcome: 'ready' });
-  return new Promise((resolve) => {
-    let lastError: string | undefined;
-    const finish = (result: FirstConnection): void => {
-      clearTimeout(timer);
-      client.off('ready', onReady);
-      client.off('error', onError);
-      resolve(result);
-    };
-    const timer = setTimeout(() => finish({ outcome: 'timeout', lastError }), timeoutMs);
-    timer.unref();
-    const onReady = (): void => finish({ outcome: 'ready' });
-    const onError = (err: unknown): void => {
-      const refused = credentialsRefused(err);
-      if (refused !== null) finish({ outcome: 'refused', reason: refused });
-      // ioredis messages name the address and the errno (ECONNREFUSED, ETIMEDOUT), never the URL.
-      else lastError = err instanceof Error ? err.message : String(err);
-    };
-    client.once('ready', onReady);
-    client.on('error', onError);
-  });
-}
-
-function fieldValue(fields: readonly string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) {
-    if (fields[i] === name) return fields[i + 1];
-  }
-  return undefined;
-}
-
-function fieldNames(fields: readonly string[]): string[] {
-  const names: string[] = [];
-  for (let i = 0; i < fields.length && names.length < 20; i += 2) {
-    names.push((fields[i] ?? '').slice(0, 64));
-  }
-  return names;
 }

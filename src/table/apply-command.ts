@@ -17,7 +17,13 @@ import { canaryWeights } from './weights.js';
 
 /** The next table, and for a rollback the revision whose change it undid. */
 export interface AppliedCommand {
+  /** The next table; `current` itself when `changed` is false. */
   table: RoutingTable;
+  /**
+   * False when the command leaves pools and weights exactly as they are: no new revision is
+   * made. A rollback is always a change (it spends the revision it undoes).
+   */
+  changed: boolean;
   undoes?: number;
 }
 
@@ -32,8 +38,8 @@ export interface SeedPool {
  * Applies a command to the current table (null when there is none yet: revision 0) and returns
  * the next table at revision + 1, stamped with `meta.actor` and `meta.now` (default: now).
  * The command is re-validated, so hand-built commands get the same checks as parsed ones.
- * `history` (newest first) is only read by `rollback`. A command that changes nothing still makes
- * a new revision. Throws REVISION_CONFLICT, UNKNOWN_POOL, POOL_LIVE, NO_STABLE_POOL,
+ * `history` (newest first) is only read by `rollback`. A command that changes nothing (same pools,
+ * endpoints, versions and weights) returns `current` with `changed: false`. Throws REVISION_CONFLICT, UNKNOWN_POOL, POOL_LIVE, NO_STABLE_POOL,
  * NOTHING_TO_UNDO, VALIDATION_FAILED or MUTABLE_VERSION.
  */
 export function applyCommand(
@@ -114,10 +120,13 @@ export function applyCommand(
         pools: plan.table.pools,
         weights: plan.table.weights,
       });
-      return { table, undoes: plan.undoes };
+      return { table, changed: true, undoes: plan.undoes };
     }
   }
-  return { table: buildTable(stamp, pools, weights) };
+  if (current !== null && sameRouting(current, pools, weights)) {
+    return { table: current, changed: false };
+  }
+  return { table: buildTable(stamp, pools, weights), changed: true };
 }
 
 /**
@@ -162,6 +171,31 @@ function requirePool(pools: Readonly<Record<string, PoolSpec>>, name: string, fi
  */
 function weightOf(weights: Readonly<Record<string, number>>, name: string): number {
   return Object.hasOwn(weights, name) ? (weights[name] ?? 0) : 0;
+}
+
+/**
+ * True when `pools` and `weights` route exactly like `table`: the same pool names (in any order)
+ * with the same version, the same endpoints in the same order, and the same weights.
+ */
+function sameRouting(
+  table: RoutingTable,
+  pools: Readonly<Record<string, PoolSpec>>,
+  weights: Readonly<Record<string, number>>,
+): boolean {
+  const names = Object.keys(pools);
+  if (names.length !== Object.keys(table.pools).length) return false;
+  for (const name of names) {
+    if (!Object.hasOwn(table.pools, name)) return false;
+    const before = table.pools[name];
+    const after = pools[name];
+    if (before === undefined || after === undefined || before.version !== after.version) {
+      return false;
+    }
+    if (before.endpoints.length !== after.endpoints.length) return false;
+    if (before.endpoints.some((endpoint, i) => endpoint !== after.endpoints[i])) return false;
+    if (weightOf(table.weights, name) !== weightOf(weights, name)) return false;
+  }
+  return true;
 }
 
 /** A fresh deep-frozen table: pools and their endpoints are copied, weights follow pool order. */

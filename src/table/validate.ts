@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { fail, SwitchyardError, type ErrorCode } from '../errors.js';
+import { redactText } from './redact.js';
 import { percentToBasisPoints } from './weights.js';
 import { TOTAL_BASIS_POINTS, type Command, type PoolSpec, type RoutingTable } from './types.js';
 
@@ -14,7 +15,10 @@ export const POOL_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 const GIT_SHA_PATTERN = /^[0-9a-f]{7,40}$/;
 const OCI_DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
-const MAX_ACTOR_LENGTH = 200;
+/** Longest actor name (the `actor` of a command, the admin API's `x-switchyard-actor`). */
+export const MAX_ACTOR_LENGTH = 64;
+/** Printable ASCII: an actor is shown in tables and logs, never a control character. */
+const ACTOR_PATTERN = /^[\x20-\x7e]+$/;
 const MAX_ENDPOINT_LENGTH = 2048;
 const MAX_ENDPOINTS = 64;
 /** How much of an offending value is echoed back in a message. */
@@ -38,6 +42,17 @@ export function isImmutableVersion(v: string): boolean {
  */
 export function isPoolName(name: string): boolean {
   return POOL_NAME_PATTERN.test(name);
+}
+
+/**
+ * What is wrong with an actor name (who made a change, e.g. `alice@laptop`), or null when it is
+ * fine: 1..MAX_ACTOR_LENGTH printable ASCII characters, not only spaces.
+ */
+export function actorProblem(name: string): string | null {
+  if (name.trim() === '') return 'must not be empty';
+  if (name.length > MAX_ACTOR_LENGTH) return `must be at most ${MAX_ACTOR_LENGTH} characters`;
+  if (!ACTOR_PATTERN.test(name)) return 'must be printable ASCII (no control characters)';
+  return null;
 }
 
 /** The result of parseCommandInput: the validated command and its envelope fields. */
@@ -66,8 +81,10 @@ const percentSchema = z.number({ error: 'must be a number 0..100' });
 const envelopeShape = {
   actor: z
     .string({ error: 'must be a string' })
-    .min(1, { error: 'must not be empty' })
-    .max(MAX_ACTOR_LENGTH, { error: `must be at most ${MAX_ACTOR_LENGTH} characters` })
+    .check((ctx) => {
+      const problem = actorProblem(ctx.value);
+      if (problem !== null) ctx.issues.push({ code: 'custom', message: problem, input: ctx.value });
+    })
     .optional(),
   expectRevision: z
     .number({ error: 'must be a non-negative integer' })
@@ -417,7 +434,7 @@ function echoKey(key: string): string {
   return echo(key);
 }
 
+/** An untrusted value as shown in a message: cut, quoted, and without credentials. */
 function echo(value: string): string {
-  const shown = value.length > MAX_ECHO_LENGTH ? `${value.slice(0, MAX_ECHO_LENGTH)}…` : value;
-  return JSON.stringify(shown);
+  return JSON.stringify(redactText(value, MAX_ECHO_LENGTH));
 }

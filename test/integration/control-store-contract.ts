@@ -126,12 +126,12 @@ export function controlStoreContract(name: string, factory: ContractFactory): vo
       expect(entry?.before?.revision).toBe(1);
     });
 
-    it('an actor in the command wins over the caller', async () => {
+    it('an actor in the command wins over the caller, prefixed with the source', async () => {
       const store = await open();
       await store.seed(SEED_POOLS, { actor: 'config', source: 'seed' });
       const next = await store.apply({ op: 'switch', to: 'green', actor: 'alice' }, ADMIN);
-      expect(next.updatedBy).toBe('alice');
-      expect((await store.history(1))[0]).toMatchObject({ actor: 'alice' });
+      expect(next.updatedBy).toBe('admin:alice');
+      expect((await store.history(1))[0]).toMatchObject({ actor: 'admin:alice' });
     });
 
     it('rejects invalid input, records it, and changes nothing', async () => {

@@ -150,8 +150,8 @@ describe('redis cluster', () => {
     for (const app of apps) expect(await upstreamOf(app.proxyUrl)).toBe('green@a2a2a2a');
     const history: HistoryEntry[] = await apps[0]!.app.store.history(10);
     expect(history.map((e) => [e.revision, e.source, e.actor, e.result])).toEqual([
-      [3, 'redis', 'bob', 'applied'],
-      [2, 'redis', 'alice', 'applied'],
+      [3, 'redis', 'redis:bob', 'applied'],
+      [2, 'redis', 'redis:alice', 'applied'],
       [1, 'seed', 'config', 'applied'],
     ]);
   });

@@ -116,7 +116,10 @@ describe('redis replicas', () => {
     expect(
       fromRedis.slice(1).map((e) => (e.command as { basisPoints: number }).basisPoints),
     ).toEqual([500, 400, 300, 200, 100]);
-    expect(fromRedis[0]).toMatchObject({ actor: 'ops', command: { op: 'switch', to: 'blue' } });
+    expect(fromRedis[0]).toMatchObject({
+      actor: 'redis:ops',
+      command: { op: 'switch', to: 'blue' },
+    });
     expect(replicas[2]!.store.current()?.weights).toEqual({ blue: 10000, green: 0, canary: 0 });
   });
 

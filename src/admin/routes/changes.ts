@@ -1,10 +1,16 @@
 /**
  * The routes that change the table. Each builds the raw command `{op, ...body}` and hands it to
- * `store.apply`, the one validator for every entry point (admin, CLI, Redis), which also records
- * rejections in the audit log. Every change is answered with the new table.
+ * `store.change`, the one validator for every entry point (admin, CLI, Redis), which also records
+ * rejections in the audit log. Every change is answered with the table after it and `changed`
+ * (false when the command changed nothing: no new revision). The caller may name itself in
+ * `x-switchyard-actor`; the audit log records it as `<source>:<name>`.
  */
+import { z } from 'zod';
+import { namedActor } from '../../control/audit-entry.js';
 import type { Logger } from '../../observability/logger.js';
 import { fail, isSwitchyardError, type SwitchyardError } from '../../errors.js';
+import { TOTAL_BASIS_POINTS } from '../../table/types.js';
+import { actorProblem } from '../../table/validate.js';
 import type { AdminDeps } from '../admin-deps.js';
 import { readJsonBody } from '../body.js';
 import { ownListenerOf, type OwnListener } from '../own-listeners.js';
@@ -37,6 +43,16 @@ const WAIT_QUERY = [
 /** Status codes every change may answer besides 200. */
 const CHANGE_ERRORS = [400, 404, 409, 413, 415, 503, 504] as const;
 
+/** Request header naming the person or tool behind a change (issue 11). */
+export const ACTOR_HEADER = 'x-switchyard-actor';
+
+/** The answer to a change: the table after it, and whether it made a new revision. */
+const changeResultSchema = routingTableSchema.extend({
+  changed: z
+    .boolean()
+    .describe('false when the command changed nothing: no new revision, nothing recorded'),
+});
+
 /**
  * The routes that change the table. `ownListeners` gives this replica's listeners (proxy and
  * admin), which no pool endpoint may be.
@@ -57,11 +73,9 @@ export function changeRoutes(
     command: Record<string, unknown>,
     err: SwitchyardError,
   ): Promise<SwitchyardError> => {
-    log.warn(
-      { code: err.code, message: err.message, actor: ctx.source, op: command.op },
-      'command rejected',
-    );
-    await deps.store.recordRejection(command, { actor: ctx.source, source: ctx.source }, err);
+    const actor = actorOf(ctx);
+    log.warn({ code: err.code, message: err.message, actor, op: command.op }, 'command rejected');
+    await deps.store.recordRejection(command, { actor, source: ctx.source }, err);
     return err;
   };
   return [
@@ -75,7 +89,7 @@ export function changeRoutes(
       body: setPoolBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => {
         const command: Record<string, unknown> = {
           ...(await readObject(ctx)),
@@ -97,7 +111,7 @@ export function changeRoutes(
       body: removePoolBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) =>
         change(ctx, { ...(await readObject(ctx)), op: 'remove-pool', pool: ctx.params.name }),
     },
@@ -109,7 +123,7 @@ export function changeRoutes(
       body: weightsBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'weights' }),
     },
     {
@@ -121,7 +135,7 @@ export function changeRoutes(
       body: canaryBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'canary' }),
     },
     {
@@ -134,20 +148,25 @@ export function changeRoutes(
       body: switchBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => {
         const { force, ...body } = await readObject(ctx);
-        // A bad query is refused before anything is recorded, as for every other change.
+        // A bad query or actor is refused before anything is recorded, as for every other change.
         parseWaitQuery(ctx.query);
+        actorOf(ctx);
         const command = { ...body, ...(force === undefined ? {} : { force }), op: 'switch' };
         if (force !== undefined && typeof force !== 'boolean') {
           throw await refuse(ctx, command, fail('VALIDATION_FAILED', 'force: must be a boolean'));
         }
         const to = body.to;
+        const current = deps.store.current();
+        // A switch to the pool that already has all the traffic changes nothing: no guard.
         if (
           force !== true &&
           typeof to === 'string' &&
-          Object.hasOwn(deps.store.current()?.pools ?? {}, to)
+          current !== null &&
+          Object.hasOwn(current.pools, to) &&
+          current.weights[to] !== TOTAL_BASIS_POINTS
         ) {
           // A pool just added has endpoints whose first health check may not have answered:
           // this waits for it (bounded) instead of trusting them (issue 10 item 11).
@@ -178,7 +197,7 @@ export function changeRoutes(
       body: rollbackBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
-      response: routingTableSchema,
+      response: changeResultSchema,
       handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'rollback' }),
     },
   ];
@@ -224,30 +243,51 @@ async function applyChange(
   ctx: RouteContext,
   command: Record<string, unknown>,
 ): Promise<RouteReply> {
-  // Query problems are refused before anything changes.
+  // Query and header problems are refused before anything changes.
   const wait = parseWaitQuery(ctx.query);
-  const actor = ctx.source;
+  const actor = actorOf(ctx);
   const expectRevision =
     typeof command.expectRevision === 'number' ? command.expectRevision : undefined;
-  let table;
+  let result;
   try {
-    table = await deps.store.apply(command, { actor, source: ctx.source, expectRevision });
+    result = await deps.store.change(command, { actor, source: ctx.source, expectRevision });
   } catch (err) {
     if (isSwitchyardError(err)) {
       log.warn({ code: err.code, message: err.message, actor, op: command.op }, 'command rejected');
     }
     throw err;
   }
-  log.info(
-    {
-      revision: table.revision,
-      previousRevision: table.revision - 1,
-      weights: table.weights,
-      actor,
-      op: command.op,
-    },
-    'table changed',
-  );
+  const { table, changed } = result;
+  if (changed) {
+    log.info(
+      {
+        revision: table.revision,
+        previousRevision: table.revision - 1,
+        weights: table.weights,
+        actor,
+        op: command.op,
+      },
+      'table changed',
+    );
+  } else {
+    log.info({ revision: table.revision, actor, op: command.op }, 'table unchanged');
+  }
   if (wait !== null) await waitForReplicas(deps.store, table.revision, wait.timeoutMs, ctx.signal);
-  return { status: 200, json: table };
+  return { status: 200, json: { ...table, changed } };
+}
+
+/**
+ * The actor of a change: `<source>:<name>` when the request names one in `x-switchyard-actor`
+ * (1..64 printable ASCII characters, given once), else the source (`admin` or `cli`).
+ */
+function actorOf(ctx: RouteContext): string {
+  const values = ctx.req.headersDistinct[ACTOR_HEADER];
+  if (values === undefined) return ctx.source;
+  const [name] = values;
+  if (values.length !== 1 || name === undefined) {
+    throw fail('VALIDATION_FAILED', `${ACTOR_HEADER}: give the header once`);
+  }
+  const problem = actorProblem(name);
+  if (problem !== null) throw fail('VALIDATION_FAILED', `${ACTOR_HEADER}: ${problem}`);
+  return namedActor(ctx.source, name);
 }
