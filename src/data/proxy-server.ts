@@ -20,6 +20,7 @@ import { overrideDigest, ProxyExchange, Routed, type ForwardContext } from './fo
 import { HealthChecker, healthOptionsFrom, type HealthConfigKey } from './health-checker.js';
 import { RetryBudgets } from './retry-budget.js';
 import { compileSnapshot, poolMetricChildren, type RoutingSnapshot } from './router.js';
+import { SeriesRetirer } from './series-retirer.js';
 import { TrafficWindow } from './traffic-window.js';
 import { UpgradeRelay } from './upgrade.js';
 import { UpstreamPool, type UpstreamPoolOptions } from './upstream-pool.js';
@@ -92,6 +93,7 @@ export class ProxyServer {
   readonly #drainer: Drainer;
   readonly #health: HealthChecker;
   readonly #retryBudgets: RetryBudgets;
+  readonly #series: SeriesRetirer;
   /** Long-lived (upgraded) connections by endpoint, for the drainer and shutdown. */
   readonly connections = new ConnTracker();
   #snapshot: RoutingSnapshot | null = null;
@@ -189,6 +191,14 @@ export class ProxyServer {
       { drainTimeout: options.drainTimeout, drainSpread: options.drainSpread },
       { log: this.#log, metrics: deps.metrics, tracker: this.connections },
     );
+    this.#series = new SeriesRetirer(
+      { graceMs: options.drainTimeout + options.drainSpread },
+      {
+        metrics: deps.metrics,
+        tracker: this.connections,
+        endpoints: () => [...this.#endpoints.values(), ...this.#retiring],
+      },
+    );
   }
 
   /** Starts listening on `listen`; resolves when bound. */
@@ -268,6 +278,8 @@ export class ProxyServer {
       }
     }
     this.#metrics.routingRevision.set(table.revision);
+    // Series of versions and pools that left the table go once drained (issue 10).
+    this.#series.tableApplied(previous, snapshot);
     this.#log.info(
       {
         revision: table.revision,
@@ -324,6 +336,7 @@ export class ProxyServer {
     this.#ctx.shuttingDown = true;
     this.#health.close();
     this.#drainer.close();
+    this.#series.close();
     const startedAt = performance.now();
     const deadlineMs = this.#options.drainTimeout;
     const failures: unknown[] = [];
@@ -397,6 +410,7 @@ export class ProxyServer {
     this.#ctx.shuttingDown = true;
     this.#health.close();
     this.#drainer.close();
+    this.#series.close();
     this.#server.close();
     this.#server.closeAllConnections();
     this.connections.closeAll(SHUTDOWN_CLOSE_CODE);
