@@ -56,14 +56,19 @@ export function findSamples(
 
 /**
  * The sum of the samples named `name` whose labels include `labels` (all of them when `labels`
- * is empty); 0 when there is none, like a counter that never counted.
+ * is empty); 0 when there is none, like a counter that never counted, or an error with
+ * `required` (a metric that must exist, such as a process metric).
  */
 export async function readMetric(
   source: MetricSource,
   name: string,
   labels: Record<string, string> = {},
+  options: { required?: boolean } = {},
 ): Promise<number> {
-  return findSamples(await scrapeMetrics(source), name, labels).reduce((n, s) => n + s.value, 0);
+  const found = findSamples(await scrapeMetrics(source), name, labels);
+  if (found.length === 0 && options.required === true)
+    throw new Error(`no sample ${name} ${JSON.stringify(labels)}`);
+  return found.reduce((n, s) => n + s.value, 0);
 }
 
 /** Whether a sample named `name` with `labels` is exported at all (a series exists). */
