@@ -169,8 +169,8 @@ interface Sample {
  * value at a time), so this is a collector of its own, registered with
  * `Registry#registerMetric()`: the registry reads it through `get()`, the public method every
  * metric has, returning the documented shape that `getMetricsAsJSON()` and the cluster
- * aggregator use. test/unit/observability/request-tally.test.ts checks the exposition is
- * byte-identical to a prom-client Histogram fed through `observe()`.
+ * aggregator use. test/unit/observability/request-tally.test.ts checks the exposition has the
+ * same lines as a prom-client Histogram fed through `observe()`.
  */
 export class DurationHistogram {
   readonly name = 'switchyard_request_duration_seconds';
