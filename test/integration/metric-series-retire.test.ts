@@ -29,13 +29,13 @@ interface World {
   urls: { blue: string; green: string };
 }
 
-async function world(): Promise<World> {
+async function world(drainTimeout = 60_000): Promise<World> {
   const blue = await startReference({ pool: 'blue', version: sha(0) });
   closers.push(blue.close);
   const green = await startReference({ pool: 'green', version: sha(0) });
   closers.push(green.close);
   const t = await startApp({
-    drainTimeout: 60_000,
+    drainTimeout,
     drainSpread: 0,
     pools: [
       { name: 'blue', version: sha(1), endpoints: [blue.url] },
@@ -124,6 +124,8 @@ describe('issue 10: series of versions and pools that left the table', () => {
     await get(w, '/hello'); // blue@sha(1) answers one quick request
     const slow = request(`${w.t.proxyUrl}/slow?ms=4000`, { dispatcher: w.agent });
     const v1 = { pool: 'blue', version: sha(1) };
+    // Routed (to blue, the only pool with weight) before anything changes.
+    await eventually(() => expect(w.t.app.proxy.inFlight()).toBe(1));
     // The slow request is on blue when blue's version is replaced.
     await admin(w, 'POST', '/v1/switch', { to: 'green' });
     await admin(w, 'PUT', '/v1/pools/blue', { version: sha(3), endpoints: [w.urls.blue] });
@@ -139,6 +141,27 @@ describe('issue 10: series of versions and pools that left the table', () => {
     expect(
       await hasMetric(w.t.adminUrl, 'switchyard_request_duration_seconds_count', { pool: 'blue' }),
     ).toBe(true);
+  });
+
+  it('drop them at drainTimeout + drainSpread at the latest, even with a request still running', async () => {
+    const w = await world(300);
+    await get(w, '/hello');
+    const slow = request(`${w.t.proxyUrl}/slow?ms=5000`, { dispatcher: w.agent });
+    const v1 = { pool: 'blue', version: sha(1) };
+    // Routed (to blue, the only pool with weight) before anything changes.
+    await eventually(() => expect(w.t.app.proxy.inFlight()).toBe(1));
+    await admin(w, 'POST', '/v1/switch', { to: 'green' });
+    await admin(w, 'PUT', '/v1/pools/blue', { version: sha(3), endpoints: [w.urls.blue] });
+    await eventually(async () =>
+      expect(await hasMetric(w.t.adminUrl, 'switchyard_requests_total', v1)).toBe(false),
+    );
+    // The series went while the request was still running; the request itself is unharmed.
+    expect(w.t.app.proxy.inFlight()).toBe(1);
+    const res = await slow;
+    expect(res.statusCode).toBe(200);
+    expect(((await res.body.json()) as { pool: string }).pool).toBe('blue');
+    // Its late count is not written back.
+    expect(await hasMetric(w.t.adminUrl, 'switchyard_requests_total', v1)).toBe(false);
   });
 
   it('drop every series of a removed pool once it has drained, and keep weight-0 pools', async () => {
