@@ -34,6 +34,7 @@ import { reachesListener, type ListenAddress } from './own-listeners.js';
 import { writeRawProxyError } from './proxy-error.js';
 import { RetryBudgets } from './retry-budget.js';
 import { compileSnapshot, poolMetricChildren, type RoutingSnapshot } from './router.js';
+import { SeriesRetirer } from './series-retirer.js';
 import { TrafficWindow } from './traffic-window.js';
 import { UpgradeRelay } from './upgrade.js';
 import { UpstreamPool, type UpstreamPoolOptions } from './upstream-pool.js';
@@ -106,6 +107,7 @@ export class ProxyServer {
   readonly #drainer: Drainer;
   readonly #health: HealthChecker;
   readonly #retryBudgets: RetryBudgets;
+  readonly #series: SeriesRetirer;
   /** Long-lived (upgraded) connections by endpoint, for the drainer and shutdown. */
   readonly connections = new ConnTracker();
   #snapshot: RoutingSnapshot | null = null;
@@ -210,6 +212,14 @@ export class ProxyServer {
     this.#drainer = new Drainer(
       { drainTimeout: options.drainTimeout, drainSpread: options.drainSpread },
       { log: this.#log, metrics: deps.metrics, tracker: this.connections },
+    );
+    this.#series = new SeriesRetirer(
+      { graceMs: options.drainTimeout + options.drainSpread },
+      {
+        metrics: deps.metrics,
+        tracker: this.connections,
+        endpoints: () => [...this.#endpoints.values(), ...this.#retiring],
+      },
     );
   }
 
@@ -316,6 +326,8 @@ export class ProxyServer {
       }
     }
     this.#metrics.routingRevision.set(table.revision);
+    // Series of versions and pools that left the table go once drained (issue 10).
+    this.#series.tableApplied(previous, snapshot);
     this.#log.info(
       {
         revision: table.revision,
@@ -377,6 +389,7 @@ export class ProxyServer {
     this.#ctx.shuttingDown = true;
     this.#health.close();
     this.#drainer.close();
+    this.#series.close();
     const startedAt = performance.now();
     const deadlineMs = this.#options.drainTimeout;
     const failures: unknown[] = [];
@@ -450,6 +463,7 @@ export class ProxyServer {
     this.#ctx.shuttingDown = true;
     this.#health.close();
     this.#drainer.close();
+    this.#series.close();
     this.#server.close();
     this.#server.closeAllConnections();
     this.connections.closeAll(SHUTDOWN_CLOSE_CODE);

@@ -3,25 +3,31 @@
  * resolved once at apply time (picker, endpoint handles, metric children, traffic counters), so
  * a request reads one field and does no map building or label hashing.
  */
-import type { Counter } from 'prom-client';
-import type { Metrics, RequestTally } from '../observability/metrics.js';
+import type {
+  CountTally,
+  Metrics,
+  RequestTally,
+  UpstreamErrorReason,
+} from '../observability/metrics.js';
 import { createPoolPicker, type PoolPicker } from '../table/sticky-hash.js';
 import type { RoutingTable } from '../table/types.js';
 import type { RetryBudget, RetryBudgets } from './retry-budget.js';
 import type { PoolTrafficCounter, TrafficWindow } from './traffic-window.js';
 import type { UpstreamPool } from './upstream-pool.js';
 
-/** Upstream failure reasons used as the `reason` metric label. */
-export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'other';
+export type { UpstreamErrorReason } from '../observability/metrics.js';
 
-/** Metric children of one pool, cached so the hot path never hashes labels. */
+/**
+ * What the request path counts for one pool/version: plain-number tallies, resolved once per
+ * table so the hot path never hashes labels, folded into prom-client at scrape time.
+ */
 export interface PoolMetricChildren {
-  /** Requests and durations, folded into prom-client at scrape time. */
+  /** Requests (per version) and durations (per pool). */
   readonly tally: RequestTally;
-  readonly retries: Counter.Internal;
+  readonly retries: CountTally;
   /** Retries refused by the pool's retry budget. */
-  readonly retriesDenied: Counter.Internal;
-  readonly errors: Readonly<Record<UpstreamErrorReason, Counter.Internal>>;
+  readonly retriesDenied: CountTally;
+  readonly errors: Readonly<Record<UpstreamErrorReason, CountTally>>;
 }
 
 /** One pool of a compiled snapshot. */
@@ -53,16 +59,12 @@ export function poolMetricChildren(
   pool: string,
   version: string,
 ): PoolMetricChildren {
+  const p = metrics.poolTally(pool);
   return {
     tally: metrics.requestTally(pool, version),
-    retries: metrics.retries.labels(pool),
-    retriesDenied: metrics.retriesDenied.labels(pool),
-    errors: {
-      refused: metrics.upstreamErrors.labels(pool, 'refused'),
-      reset: metrics.upstreamErrors.labels(pool, 'reset'),
-      timeout: metrics.upstreamErrors.labels(pool, 'timeout'),
-      other: metrics.upstreamErrors.labels(pool, 'other'),
-    },
+    retries: p.retries,
+    retriesDenied: p.retriesDenied,
+    errors: p.errors,
   };
 }
 

@@ -5,18 +5,29 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Upstream failure reasons used as the `reason` label of `switchyard_upstream_errors_total`. */
+export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'other';
+
+const ERROR_REASONS: readonly UpstreamErrorReason[] = ['refused', 'reset', 'timeout', 'other'];
+
+/** Values of the `outcome` label of `switchyard_drained_connections_total`. */
+const DRAIN_OUTCOMES = ['completed', 'closed'] as const;
+
 /** The metric objects of one app instance. */
 export interface Metrics {
   readonly registry: Registry;
-  /** Requests answered, by pool, version and status class (`2xx`..`5xx`). */
+  /**
+   * Requests answered, by pool, version and status class (`2xx`..`5xx`); filled at collection
+   * from the request tallies (count through `requestTally()`, never `inc()` it directly).
+   */
   readonly requests: Counter<'pool' | 'version' | 'code_class'>;
-  /** Time from request start to response end, by pool. */
-  readonly requestDuration: Histogram<'pool'>;
-  /** Upstream failures by pool and reason (`refused`, `reset`, `timeout`, `no_healthy`, ...). */
+  /** Time from request start to response end, by pool; filled from the request tallies. */
+  readonly requestDuration: DurationHistogram;
+  /** Upstream failures by pool and reason; filled from `poolTally(pool).errors`. */
   readonly upstreamErrors: Counter<'pool' | 'reason'>;
-  /** Requests retried once on another endpoint or a fresh connection. */
+  /** Requests retried once on another endpoint or a fresh connection; from `poolTally()`. */
   readonly retries: Counter<'pool'>;
-  /** Retries refused because the pool's retry budget was spent (issue 5). */
+  /** Retries refused because the pool's retry budget was spent (issue 5); from `poolTally()`. */
   readonly retriesDenied: Counter<'pool'>;
   /** Configured weight of each pool, in basis points. */
   readonly poolWeight: Gauge<'pool'>;
@@ -39,10 +50,25 @@ export interface Metrics {
   /** Open client WebSocket/upgrade tunnels. */
   readonly upgradedConnections: Gauge<'pool'>;
   /**
-   * The request tally of a pool/version (the same object for the same pair): what the request
-   * path counts into instead of `requests` and `requestDuration`.
+   * The request tally of a pool/version (the same object for the same pair until the pair is
+   * dropped): what the request path counts into instead of `requests` and `requestDuration`.
    */
   requestTally(pool: string, version: string): RequestTally;
+  /** The per-pool tally (durations, retries, errors) of `pool`, the same object until dropped. */
+  poolTally(pool: string): PoolTally;
+  /**
+   * Drops the `switchyard_requests_total` series of `tally`'s pool/version (issue 10: a version
+   * that left the table and drained), unless another tally has replaced it meanwhile. Whatever
+   * still counts into the dropped tally is not exported; the pair starts from zero if it
+   * comes back.
+   */
+  dropVersion(tally: RequestTally): void;
+  /**
+   * Drops every series of `pool` (a pool that left the table and drained). With
+   * `keepConnectionSeries`, the series that connection bookkeeping (drainer, upgrade relay)
+   * writes through prom-client stay, because a connection still open would write them back.
+   */
+  dropPool(pool: string, options?: { keepConnectionSeries?: boolean }): void;
 }
 
 /** Upper bounds of `switchyard_request_duration_seconds`, in seconds. */
@@ -50,13 +76,37 @@ const DURATION_BUCKETS: readonly number[] = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
-/** Request durations of one pool, as the `pool` series of the duration histogram holds them. */
-class DurationTally {
+/** A counter kept as a plain number on the request path, exported at collection. */
+export class CountTally {
+  value = 0;
+
+  /** Adds one. */
+  inc(): void {
+    // hot path
+    this.value++;
+  }
+}
+
+/**
+ * What the request path counts per pool, as plain numbers: request durations (the `pool` series
+ * of the duration histogram), retries, denied retries and upstream errors by reason.
+ */
+export class PoolTally {
   readonly pool: string;
-  /** Observations per bucket (not cumulative), as prom-client keeps them. */
+  /** Observations per duration bucket (not cumulative); above the last bound only `count`. */
   readonly buckets = new Float64Array(DURATION_BUCKETS.length);
-  sum = 0;
-  count = 0;
+  /** Sum of the observed durations, in seconds. */
+  durationSum = 0;
+  /** Number of observed durations. */
+  durationCount = 0;
+  readonly retries = new CountTally();
+  readonly retriesDenied = new CountTally();
+  readonly errors: Readonly<Record<UpstreamErrorReason, CountTally>> = {
+    refused: new CountTally(),
+    reset: new CountTally(),
+    timeout: new CountTally(),
+    other: new CountTally(),
+  };
 
   constructor(pool: string) {
     this.pool = pool;
@@ -73,31 +123,29 @@ export class RequestTally {
   readonly pool: string;
   readonly version: string;
   /** Requests answered, index = status / 100 (1..5); cumulative. */
-  readonly #byClass = new Float64Array(6);
-  /** `#byClass` as already added to the prom-client counter. */
-  readonly #flushed = new Float64Array(6);
-  readonly #duration: DurationTally;
+  readonly byClass = new Float64Array(6);
+  readonly #poolTally: PoolTally;
 
-  constructor(pool: string, version: string, duration: DurationTally) {
+  constructor(pool: string, version: string, poolTally: PoolTally) {
     this.pool = pool;
     this.version = version;
-    this.#duration = duration;
+    this.#poolTally = poolTally;
   }
 
   /** Counts one answered request by its status class (no duration: upgrades). */
   count(status: number): void {
     // hot path
     const c = (status / 100) | 0;
-    if (c >= 1 && c <= 5) this.#byClass[c] = (this.#byClass[c] as number) + 1;
+    if (c >= 1 && c <= 5) this.byClass[c] = (this.byClass[c] as number) + 1;
   }
 
   /** Counts one answered request and its duration in seconds. */
   record(status: number, seconds: number): void {
     // hot path
     this.count(status);
-    const d = this.#duration;
-    d.sum += seconds;
-    d.count++;
+    const d = this.#poolTally;
+    d.durationSum += seconds;
+    d.durationCount++;
     // Same rule as prom-client: the first bound >= the value; above the last, only the count.
     for (let i = 0; i < DURATION_BUCKETS.length; i++) {
       if (seconds <= (DURATION_BUCKETS[i] as number)) {
@@ -106,55 +154,84 @@ export class RequestTally {
       }
     }
   }
-
-  /** Adds what was counted since the last flush to the prom-client counter. */
-  flushTo(counter: Counter<'pool' | 'version' | 'code_class'>): void {
-    for (let c = 1; c <= 5; c++) {
-      const delta = (this.#byClass[c] as number) - (this.#flushed[c] as number);
-      if (delta <= 0) continue;
-      this.#flushed[c] = this.#byClass[c] as number;
-      counter.inc({ pool: this.pool, version: this.version, code_class: `${c}xx` }, delta);
-    }
-  }
 }
 
-/** One series of a prom-client histogram (its internal `hashMap` entry). */
-interface HistogramSeries {
+/** One exported sample, in the shape every prom-client metric's `get()` returns. */
+interface Sample {
+  value: number;
   labels: Record<string, string | number>;
-  bucketValues: Record<number, number>;
-  sum: number;
-  count: number;
+  metricName: string;
 }
 
 /**
- * Writes the tallied durations into the histogram's series. prom-client has no public way to
- * add pre-bucketed observations, so this sets its internal per-series record (the shape its
- * `zero()` creates); test/unit/observability/request-tally.test.ts checks the exposition
- * matches one fed through `observe()`, so a prom-client change that breaks this fails there.
+ * `switchyard_request_duration_seconds`, exported straight from the pool tallies. prom-client
+ * has no public way to add pre-bucketed observations to a Histogram (only `observe()`, one
+ * value at a time), so this is a collector of its own, registered with
+ * `Registry#registerMetric()`: the registry reads it through `get()`, the public method every
+ * metric has, returning the documented shape that `getMetricsAsJSON()` and the cluster
+ * aggregator use. test/unit/observability/request-tally.test.ts checks the exposition has the
+ * same lines as a prom-client Histogram fed through `observe()`.
  */
-function flushDurations(histogram: Histogram<'pool'>, tallies: Iterable<DurationTally>): void {
-  const internal = histogram as unknown as { hashMap: Record<string, HistogramSeries> };
-  let byPool: Map<string, HistogramSeries> | undefined;
-  const seriesByPool = (): Map<string, HistogramSeries> => {
-    const m = new Map<string, HistogramSeries>();
-    for (const s of Object.values(internal.hashMap)) m.set(String(s.labels.pool), s);
-    return m;
-  };
-  for (const t of tallies) {
-    if (t.count === 0) continue;
-    byPool ??= seriesByPool();
-    let series = byPool.get(t.pool);
-    if (series === undefined) {
-      histogram.zero({ pool: t.pool });
-      byPool = seriesByPool();
-      series = byPool.get(t.pool);
-      if (series === undefined) throw new Error('prom-client histogram internals changed');
-    }
-    for (let i = 0; i < DURATION_BUCKETS.length; i++)
-      series.bucketValues[DURATION_BUCKETS[i] as number] = t.buckets[i] as number;
-    series.sum = t.sum;
-    series.count = t.count;
+export class DurationHistogram {
+  readonly name = 'switchyard_request_duration_seconds';
+  readonly help = 'Time from request start to response end, by pool.';
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly labelNames: readonly string[] = ['pool'];
+  readonly #tallies: () => Iterable<PoolTally>;
+
+  constructor(tallies: () => Iterable<PoolTally>) {
+    this.#tallies = tallies;
   }
+
+  /** The current samples: cumulative buckets, `+Inf`, sum and count per pool with observations. */
+  get(): Promise<{
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: Sample[];
+  }> {
+    const values: Sample[] = [];
+    const bucket = `${this.name}_bucket`;
+    for (const t of this.#tallies()) {
+      if (t.durationCount === 0) continue;
+      let acc = 0;
+      for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+        acc += t.buckets[i] as number;
+        values.push({
+          value: acc,
+          labels: { le: DURATION_BUCKETS[i] as number, pool: t.pool },
+          metricName: bucket,
+        });
+      }
+      values.push({
+        value: t.durationCount,
+        labels: { le: '+Inf', pool: t.pool },
+        metricName: bucket,
+      });
+      values.push({
+        value: t.durationSum,
+        labels: { pool: t.pool },
+        metricName: `${this.name}_sum`,
+      });
+      values.push({
+        value: t.durationCount,
+        labels: { pool: t.pool },
+        metricName: `${this.name}_count`,
+      });
+    }
+    return Promise.resolve({
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      aggregator: this.aggregator,
+      values,
+    });
+  }
+
+  /** Registry#resetMetrics() calls this; the tallies are cumulative and owned by the pools. */
+  reset(): void {}
 }
 
 /** Creates a fresh registry with every Switchyard metric and the default process metrics. */
@@ -162,64 +239,107 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  // Kept for the life of the registry, like the prom-client series they feed.
+  // What the request path counts into. A series lives as long as its tally is in these maps:
+  // each collect() rebuilds the prom-client series from them (reset, then inc by the totals),
+  // so dropping a tally drops its series, and a late count into a dropped tally is never
+  // written back.
   const tallies = new Map<string, RequestTally>();
-  const durations = new Map<string, DurationTally>();
+  const pools = new Map<string, PoolTally>();
+  const poolTally = (pool: string): PoolTally => {
+    let t = pools.get(pool);
+    if (t === undefined) {
+      t = new PoolTally(pool);
+      pools.set(pool, t);
+    }
+    return t;
+  };
   const requests = new Counter({
     name: 'switchyard_requests_total',
     help: 'Requests answered by the proxy, by pool, version and status class.',
     labelNames: ['pool', 'version', 'code_class'],
     registers,
     collect() {
-      for (const t of tallies.values()) t.flushTo(requests);
+      requests.reset();
+      for (const t of tallies.values()) {
+        for (let c = 1; c <= 5; c++) {
+          const n = t.byClass[c] as number;
+          if (n > 0) requests.inc({ pool: t.pool, version: t.version, code_class: `${c}xx` }, n);
+        }
+      }
     },
   });
-  const requestDuration = new Histogram({
-    name: 'switchyard_request_duration_seconds',
-    help: 'Time from request start to response end, by pool.',
-    labelNames: ['pool'],
-    buckets: [...DURATION_BUCKETS],
+  const requestDuration = new DurationHistogram(() => pools.values());
+  // Not a prom-client class (see DurationHistogram); the registry only calls get() and reset().
+  registry.registerMetric(requestDuration as unknown as Histogram);
+  const upstreamErrors = new Counter({
+    name: 'switchyard_upstream_errors_total',
+    help: 'Upstream failures by pool and reason.',
+    labelNames: ['pool', 'reason'],
     registers,
     collect() {
-      flushDurations(requestDuration, durations.values());
+      upstreamErrors.reset();
+      for (const t of pools.values()) {
+        for (const reason of ERROR_REASONS) {
+          const n = t.errors[reason].value;
+          if (n > 0) upstreamErrors.inc({ pool: t.pool, reason }, n);
+        }
+      }
     },
   });
-  return {
+  const retries = new Counter({
+    name: 'switchyard_retries_total',
+    help: 'Requests retried after a failure before any response byte.',
+    labelNames: ['pool'],
+    registers,
+    collect() {
+      retries.reset();
+      for (const t of pools.values())
+        if (t.retries.value > 0) retries.inc({ pool: t.pool }, t.retries.value);
+    },
+  });
+  const retriesDenied = new Counter({
+    name: 'switchyard_retries_denied_total',
+    help: 'Retries refused because the pool retry budget was spent, per pool.',
+    labelNames: ['pool'],
+    registers,
+    collect() {
+      retriesDenied.reset();
+      for (const t of pools.values())
+        if (t.retriesDenied.value > 0) retriesDenied.inc({ pool: t.pool }, t.retriesDenied.value);
+    },
+  });
+  const metrics: Metrics = {
     registry,
     requests,
     requestDuration,
+    upstreamErrors,
+    retries,
+    retriesDenied,
     requestTally(pool: string, version: string): RequestTally {
       const key = `${pool}\n${version}`;
       let t = tallies.get(key);
       if (t === undefined) {
-        let d = durations.get(pool);
-        if (d === undefined) {
-          d = new DurationTally(pool);
-          durations.set(pool, d);
-        }
-        t = new RequestTally(pool, version, d);
+        t = new RequestTally(pool, version, poolTally(pool));
         tallies.set(key, t);
       }
       return t;
     },
-    upstreamErrors: new Counter({
-      name: 'switchyard_upstream_errors_total',
-      help: 'Upstream failures by pool and reason.',
-      labelNames: ['pool', 'reason'],
-      registers,
-    }),
-    retries: new Counter({
-      name: 'switchyard_retries_total',
-      help: 'Requests retried after a failure before any response byte.',
-      labelNames: ['pool'],
-      registers,
-    }),
-    retriesDenied: new Counter({
-      name: 'switchyard_retries_denied_total',
-      help: 'Retries refused because the pool retry budget was spent, per pool.',
-      labelNames: ['pool'],
-      registers,
-    }),
+    poolTally,
+    dropVersion(tally: RequestTally): void {
+      const key = `${tally.pool}\n${tally.version}`;
+      if (tallies.get(key) === tally) tallies.delete(key);
+    },
+    dropPool(pool: string, options: { keepConnectionSeries?: boolean } = {}): void {
+      pools.delete(pool);
+      for (const t of [...tallies.values()])
+        if (t.pool === pool) tallies.delete(`${pool}\n${t.version}`);
+      metrics.poolWeight.remove({ pool });
+      metrics.healthyEndpoints.remove({ pool });
+      if (options.keepConnectionSeries === true) return;
+      metrics.drainingConnections.remove({ pool });
+      metrics.upgradedConnections.remove({ pool });
+      for (const outcome of DRAIN_OUTCOMES) metrics.drainedConnections.remove({ pool, outcome });
+    },
     poolWeight: new Gauge({
       name: 'switchyard_pool_weight_basis_points',
       help: 'Configured weight of each pool in basis points (10000 = 100 %).',
@@ -277,4 +397,5 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers,
     }),
   };
+  return metrics;
 }

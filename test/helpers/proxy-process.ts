@@ -199,18 +199,3 @@ export async function collectGarbage(proc: ProxyProcess): Promise<void> {
     ws.terminate();
   }
 }
-
-/** Reads a Prometheus text metric from the admin port: the sum of all its series. */
-export async function scrapeMetric(adminUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/metrics`)).text();
-  let sum = 0;
-  let found = false;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) {
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-      found = true;
-    }
-  }
-  if (!found) throw new Error(`metric ${name} not found`);
-  return sum;
-}

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
+import { findSamples, parseMetrics } from '../helpers/metrics.js';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 import { closeAfterEach } from '../helpers/closers.js';
@@ -58,20 +59,6 @@ async function admin(
   return type.includes('json') ? res.body.json() : res.body.text();
 }
 
-/** The value of one sample line of a Prometheus text exposition, or undefined. */
-function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && line.split(' ')[0] !== name) continue;
-    const m = /^([^{\s]+)(?:\{([^}]*)\})?\s+(\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got = Object.fromEntries(
-      [...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1] as string, x[2] as string]),
-    );
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
-
 describe('metrics and traffic through the real proxy', () => {
   it('/metrics counts requests per pool and version exactly, with weights and revision', async () => {
     const { t, agent } = await world();
@@ -79,22 +66,30 @@ describe('metrics and traffic through the real proxy', () => {
     await admin(t, 'PUT', '/v1/weights', { percent: { green: 100 } });
     expect(await send(t, agent, 20)).toEqual({ green: 20 });
 
-    const text = (await admin(t, 'GET', '/metrics')) as string;
+    const samples = parseMetrics((await admin(t, 'GET', '/metrics')) as string);
+    /** The value of the one sample named `name` with exactly these labels, or undefined. */
+    const sample = (name: string, labels: Record<string, string>): number | undefined => {
+      const hits = findSamples(samples, name, labels).filter(
+        (s) => Object.keys(s.labels).length === Object.keys(labels).length,
+      );
+      expect(hits.length).toBeLessThanOrEqual(1);
+      return hits[0]?.value;
+    };
     expect(
-      sample(text, 'switchyard_requests_total', { pool: 'blue', version: BLUE, code_class: '2xx' }),
+      sample('switchyard_requests_total', { pool: 'blue', version: BLUE, code_class: '2xx' }),
     ).toBe(30);
     expect(
-      sample(text, 'switchyard_requests_total', {
+      sample('switchyard_requests_total', {
         pool: 'green',
         version: GREEN,
         code_class: '2xx',
       }),
     ).toBe(20);
-    expect(sample(text, 'switchyard_request_duration_seconds_count', { pool: 'blue' })).toBe(30);
-    expect(sample(text, 'switchyard_request_duration_seconds_count', { pool: 'green' })).toBe(20);
-    expect(sample(text, 'switchyard_pool_weight_basis_points', { pool: 'blue' })).toBe(0);
-    expect(sample(text, 'switchyard_pool_weight_basis_points', { pool: 'green' })).toBe(10000);
-    expect(sample(text, 'switchyard_routing_revision', {})).toBe(2);
+    expect(sample('switchyard_request_duration_seconds_count', { pool: 'blue' })).toBe(30);
+    expect(sample('switchyard_request_duration_seconds_count', { pool: 'green' })).toBe(20);
+    expect(sample('switchyard_pool_weight_basis_points', { pool: 'blue' })).toBe(0);
+    expect(sample('switchyard_pool_weight_basis_points', { pool: 'green' })).toBe(10000);
+    expect(sample('switchyard_routing_revision', {})).toBe(2);
   });
 
   it('/v1/traffic reports observed shares beside weights and flags a split outside the interval', async () => {

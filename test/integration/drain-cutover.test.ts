@@ -6,11 +6,11 @@
  */
 import { once } from 'node:events';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import type { Counter, Gauge } from 'prom-client';
 import { describe, expect, test } from 'vitest';
 import { WebSocket } from 'ws';
 import { eventually } from '../helpers/eventually.js';
 import { startLoad } from '../helpers/keepalive-load.js';
+import { readMetric } from '../helpers/metrics.js';
 import {
   COLOUR_VERSIONS,
   startColours,
@@ -77,12 +77,6 @@ async function openWs(url: string): Promise<OpenWs> {
   return { ws, pool: first.pool, closed };
 }
 
-async function metric(m: Counter | Gauge, labels: Record<string, string>): Promise<number> {
-  const { values } = await m.get();
-  const hit = values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
-  return hit?.value ?? 0;
-}
-
 /** A GET whose response is read as it streams; resolves with how it ended. */
 function streamGet(
   url: string,
@@ -115,7 +109,9 @@ describe('drain on cutover', () => {
     const switchedAt = performance.now();
     await t.app.store.apply({ op: 'switch', to: 'green' }, ADMIN);
     await eventually(async () =>
-      expect(await metric(t.app.metrics.drainingConnections, { pool: 'blue' })).toBe(1),
+      expect(
+        await readMetric(t.app.metrics, 'switchyard_draining_connections', { pool: 'blue' }),
+      ).toBe(1),
     );
     const { code, at } = await old.closed;
     const afterMs = at - switchedAt;
@@ -126,10 +122,15 @@ describe('drain on cutover', () => {
     const again = await openWs(`${wsUrl}/live`);
     expect(again.pool).toBe('green');
     expect(
-      await metric(t.app.metrics.drainedConnections, { pool: 'blue', outcome: 'closed' }),
+      await readMetric(t.app.metrics, 'switchyard_drained_connections_total', {
+        pool: 'blue',
+        outcome: 'closed',
+      }),
     ).toBe(1);
     await eventually(async () =>
-      expect(await metric(t.app.metrics.drainingConnections, { pool: 'blue' })).toBe(0),
+      expect(
+        await readMetric(t.app.metrics, 'switchyard_draining_connections', { pool: 'blue' }),
+      ).toBe(0),
     );
     const messages = t.logs.map((l) => l.msg);
     expect(messages).toContain('drain started');
@@ -161,7 +162,9 @@ describe('drain on cutover', () => {
     await eventually(() => expect(t.app.proxy.drainingEndpoints()).toBe(1));
     await t.app.store.apply({ op: 'switch', to: 'blue' }, ADMIN);
     expect(t.app.proxy.drainingEndpoints()).toBe(0);
-    expect(await metric(t.app.metrics.drainingConnections, { pool: 'blue' })).toBe(0);
+    expect(
+      await readMetric(t.app.metrics, 'switchyard_draining_connections', { pool: 'blue' }),
+    ).toBe(0);
     // Proving that nothing happens needs the whole window to pass.
     const outcome = await Promise.race([
       conn.closed.then(() => 'closed'),
@@ -194,10 +197,16 @@ describe('drain on cutover', () => {
     // The upstream stream was cancelled too.
     await eventually(() => expect(blue.server.stats().openStreams).toBe(0));
     expect(
-      await metric(t.app.metrics.drainedConnections, { pool: 'blue', outcome: 'closed' }),
+      await readMetric(t.app.metrics, 'switchyard_drained_connections_total', {
+        pool: 'blue',
+        outcome: 'closed',
+      }),
     ).toBe(1);
     expect(
-      await metric(t.app.metrics.drainedConnections, { pool: 'blue', outcome: 'completed' }),
+      await readMetric(t.app.metrics, 'switchyard_drained_connections_total', {
+        pool: 'blue',
+        outcome: 'completed',
+      }),
     ).toBe(1);
   });
 

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { startLoad } from '../helpers/keepalive-load.js';
-import { scrapeMetric, spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { readMetric } from '../helpers/metrics.js';
+import { spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startReference } from '../helpers/reference.js';
 import { closeAfterEach } from '../helpers/closers.js';
 
@@ -157,8 +158,8 @@ describe('HAProxy in front of two replicas', () => {
     // Both replicas serve before the restart.
     await eventually(
       async () => {
-        expect(await scrapeMetric(r1.adminUrl, 'switchyard_requests_total')).toBeGreaterThan(20);
-        expect(await scrapeMetric(r2.adminUrl, 'switchyard_requests_total')).toBeGreaterThan(20);
+        expect(await readMetric(r1.adminUrl, 'switchyard_requests_total')).toBeGreaterThan(20);
+        expect(await readMetric(r2.adminUrl, 'switchyard_requests_total')).toBeGreaterThan(20);
       },
       { timeoutMs: 10_000, intervalMs: 100 },
     );

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { parseResponse, rawConnect, readUntil } from '../helpers/raw-http.js';
 import { makeTable, startProxy, startReference, type TestReference } from '../helpers/reference.js';
-import { metricValue } from './redis-world.js';
+import { readMetric } from '../helpers/metrics.js';
 
 const BLUE = '1111111';
 
@@ -62,7 +62,7 @@ describe('issue 10 item 8: cutover while a request waits', () => {
     }
     expect(next.server.stats().requests).toBe(2);
     expect(old[0]!.server.stats().requests + old[1]!.server.stats().requests).toBe(0);
-    expect(await metricValue(p.metrics, 'switchyard_upstream_errors_total')).toBe(0);
+    expect(await readMetric(p.metrics, 'switchyard_upstream_errors_total')).toBe(0);
   });
 
   test('a retry after a reset, once the table dropped the other endpoints, goes to the current ones', async () => {
@@ -112,7 +112,7 @@ describe('issue 10 item 8: cutover while a request waits', () => {
     expect(next.server.stats().requests).toBe(1);
     expect(other.server.stats().requests).toBe(0);
     await eventually(async () =>
-      expect(await metricValue(p.metrics, 'switchyard_retries_total')).toBe(1),
+      expect(await readMetric(p.metrics, 'switchyard_retries_total')).toBe(1),
     );
   });
 });

@@ -15,7 +15,7 @@ import {
   type TestReference,
 } from '../helpers/reference.js';
 import { startApp } from '../helpers/start-app.js';
-import { metricValue } from './redis-world.js';
+import { readMetric } from '../helpers/metrics.js';
 
 const BLUE = '1111111';
 
@@ -71,9 +71,9 @@ describe('issue 10 item 3: the asterisk form', () => {
     // Before the fix each was a 502 counted against the endpoint: 5 in a row ejected it.
     expect(p.proxy.poolHealth('blue')).toEqual({ healthy: 3, total: 3 });
     expect(upstreamRequests(refs)).toBe(0);
-    expect(await metricValue(p.metrics, 'switchyard_upstream_errors_total')).toBe(0);
+    expect(await readMetric(p.metrics, 'switchyard_upstream_errors_total')).toBe(0);
     expect(
-      await metricValue(p.metrics, 'switchyard_requests_total', {
+      await readMetric(p.metrics, 'switchyard_requests_total', {
         pool: 'none',
         code_class: '2xx',
       }),
@@ -236,7 +236,7 @@ describe('issue 10 item 10: loops', () => {
     expect(errorOf(res.body).code).toBe('LOOP_DETECTED');
     expect(upstreamRequests(refs)).toBe(0);
     expect(
-      await metricValue(p.metrics, 'switchyard_requests_total', {
+      await readMetric(p.metrics, 'switchyard_requests_total', {
         pool: 'none',
         code_class: '5xx',
       }),
@@ -281,13 +281,13 @@ describe('issue 10 item 10: loops', () => {
     // One 508 per request, in its pool; a request that had looped through the proxy would show
     // a second, unrouted 508 (the Via check of the looped copy).
     expect(
-      await metricValue(p.metrics, 'switchyard_requests_total', {
+      await readMetric(p.metrics, 'switchyard_requests_total', {
         pool: 'blue',
         code_class: '5xx',
       }),
     ).toBe(3);
     expect(
-      await metricValue(p.metrics, 'switchyard_requests_total', {
+      await readMetric(p.metrics, 'switchyard_requests_total', {
         pool: 'none',
         code_class: '5xx',
       }),
@@ -346,7 +346,7 @@ describe('issue 10: one error path, counted under the real status', () => {
     expect(big.headers['content-type']).toBe('application/json');
     expect(errorOf(big.body).code).toBe('HEADERS_TOO_LARGE');
     expect(
-      await metricValue(p.metrics, 'switchyard_requests_total', {
+      await readMetric(p.metrics, 'switchyard_requests_total', {
         pool: 'none',
         code_class: '4xx',
       }),

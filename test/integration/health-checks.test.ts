@@ -12,6 +12,7 @@ import { ProxyServer } from '../../src/data/proxy-server.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.js';
 import { eventually } from '../helpers/eventually.js';
+import { readMetric } from '../helpers/metrics.js';
 import { makeTable } from '../helpers/reference.js';
 import { createLogCollector } from '../helpers/log-collector.js';
 import { startApp } from '../helpers/start-app.js';
@@ -114,14 +115,6 @@ async function get(w: World, path = '/'): Promise<{ status: number; body: string
   return { status: r.statusCode, body: await r.body.text() };
 }
 
-async function gauge(metrics: Metrics, pool: string): Promise<number | undefined> {
-  return (await metrics.healthyEndpoints.get()).values.find((v) => v.labels.pool === pool)?.value;
-}
-
-async function counter(c: Metrics['retries'], pool: string): Promise<number> {
-  return (await c.get()).values.find((v) => v.labels.pool === pool)?.value ?? 0;
-}
-
 function healthLogs(w: { logs: Array<Record<string, unknown>> }, endpoint: string) {
   return w.logs.filter((l) => l.msg === 'endpoint health changed' && l.endpoint === endpoint);
 }
@@ -145,7 +138,14 @@ describe('active health checks', () => {
 
     b.checkOk = false;
     await eventually(() => expect(w.proxy.poolHealth('blue')).toEqual({ healthy: 1, total: 2 }));
-    expect(await gauge(w.metrics, 'blue')).toBe(1);
+    expect(
+      await readMetric(
+        w.metrics,
+        'switchyard_healthy_endpoints',
+        { pool: 'blue' },
+        { required: true },
+      ),
+    ).toBe(1);
     const before = b.appRequests;
     for (let i = 0; i < 20; i++) {
       const r = await get(w);
@@ -164,7 +164,14 @@ describe('active health checks', () => {
 
     b.checkOk = true;
     await eventually(() => expect(w.proxy.poolHealth('blue')).toEqual({ healthy: 2, total: 2 }));
-    expect(await gauge(w.metrics, 'blue')).toBe(2);
+    expect(
+      await readMetric(
+        w.metrics,
+        'switchyard_healthy_endpoints',
+        { pool: 'blue' },
+        { required: true },
+      ),
+    ).toBe(2);
     for (let i = 0; i < 20; i++) expect((await get(w)).status).toBe(200);
     expect(b.appRequests).toBeGreaterThan(before);
     expect(healthLogs(w, b.url).map((l) => [l.healthy, l.reason])).toEqual([
@@ -188,7 +195,14 @@ describe('active health checks', () => {
       }),
     );
     await eventually(() => expect(w.proxy.poolHealth('green')).toEqual({ healthy: 0, total: 1 }));
-    expect(await gauge(w.metrics, 'green')).toBe(0);
+    expect(
+      await readMetric(
+        w.metrics,
+        'switchyard_healthy_endpoints',
+        { pool: 'green' },
+        { required: true },
+      ),
+    ).toBe(0);
     expect(healthLogs(w, dead)).toEqual([
       expect.objectContaining({ pool: 'green', healthy: false, cause: 'ECONNREFUSED' }),
     ]);
@@ -241,7 +255,9 @@ describe('passive ejection', () => {
         ejectionMs: 10_000,
       }),
     ]);
-    expect(await counter(w.metrics.retries, 'blue')).toBeGreaterThanOrEqual(1);
+    expect(
+      await readMetric(w.metrics, 'switchyard_retries_total', { pool: 'blue' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   test('consecutive 5xx eject an endpoint for ejectionDuration, doubled on repeat; then it is re-admitted', async () => {
@@ -328,8 +344,8 @@ describe('retry budget', () => {
     };
     await Promise.all(Array.from({ length: 10 }, client));
     expect(statuses).toEqual(Array.from({ length: total }, () => 502));
-    const retries = await counter(w.metrics.retries, 'blue');
-    const denied = await counter(w.metrics.retriesDenied, 'blue');
+    const retries = await readMetric(w.metrics, 'switchyard_retries_total', { pool: 'blue' });
+    const denied = await readMetric(w.metrics, 'switchyard_retries_denied_total', { pool: 'blue' });
     expect(retries + denied).toBe(total);
     // Unbounded, every request would be retried (200 attempts); the budget allows about 20 %.
     expect(retries).toBeLessThanOrEqual(total / 2);

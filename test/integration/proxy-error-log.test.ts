@@ -4,6 +4,7 @@
  */
 import { createServer } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
+import { findSamples, scrapeMetrics } from '../helpers/metrics.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 
 let app: TestApp | undefined;
@@ -40,9 +41,9 @@ it('logs a burst of upstream errors once, and counts each in metrics', async () 
     reason: 'refused',
     suppressedBefore: 0,
   });
-  const metrics = await (await fetch(`${app.adminUrl}/metrics`)).text();
+  const samples = await scrapeMetrics(app.adminUrl);
   const value = (name: string): number =>
-    Number(new RegExp(`^${name}\\{pool="blue"[^}]*\\} (\\d+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    findSamples(samples, name, { pool: 'blue' }).reduce((n, s) => n + s.value, 0);
   // Every attempt is counted: the 20 requests plus the retries the retry budget allowed.
   const retries = value('switchyard_retries_total');
   expect(retries).toBeGreaterThan(0);

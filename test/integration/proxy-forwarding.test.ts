@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, test } from 'vitest';
 import { Agent, request } from 'undici';
 import { eventually } from '../helpers/eventually.js';
+import { findSamples, readMetric, scrapeMetrics } from '../helpers/metrics.js';
 import {
   makeTable,
   startProxy,
@@ -318,8 +319,9 @@ describe('proxy forwarding', () => {
     expect(await r.body.json()).toEqual({
       error: { code: 'UPSTREAM_TIMEOUT', message: expect.any(String) as string },
     });
-    const errors = await p.metrics.upstreamErrors.get();
-    expect(errors.values.find((v) => v.labels.reason === 'timeout')?.value).toBe(1);
+    expect(
+      await readMetric(p.metrics, 'switchyard_upstream_errors_total', { reason: 'timeout' }),
+    ).toBe(1);
   });
 
   test('relays upstream error statuses unchanged', async () => {
@@ -341,16 +343,14 @@ describe('proxy retries', () => {
     expect(await r.body.json()).toEqual({
       error: { code: 'UPSTREAM_ERROR', message: expect.any(String) as string },
     });
-    const retries = await p.metrics.retries.get();
-    expect(retries.values.find((v) => v.labels.pool === 'blue')?.value).toBe(1);
-    const errors = await p.metrics.upstreamErrors.get();
-    expect(
-      errors.values.find((v) => v.labels.pool === 'blue' && v.labels.reason === 'refused')?.value,
-    ).toBe(2);
-    const requests = await p.metrics.requests.get();
-    expect(
-      requests.values.find((v) => v.labels.pool === 'blue' && v.labels.code_class === '5xx')?.value,
-    ).toBe(1);
+    const samples = await scrapeMetrics(p.metrics);
+    const value = (name: string, labels: Record<string, string>): number[] =>
+      findSamples(samples, name, labels).map((s) => s.value);
+    expect(value('switchyard_retries_total', { pool: 'blue' })).toEqual([1]);
+    expect(value('switchyard_upstream_errors_total', { pool: 'blue', reason: 'refused' })).toEqual([
+      2,
+    ]);
+    expect(value('switchyard_requests_total', { pool: 'blue', code_class: '5xx' })).toEqual([1]);
   });
 
   test('a refused request succeeds on the other endpoint of the pool (GET and POST)', async () => {
@@ -365,8 +365,9 @@ describe('proxy retries', () => {
       expect(r.statusCode).toBe(200);
       expect(((await r.body.json()) as { pool: string }).pool).toBe('blue');
     }
-    const retries = await p.metrics.retries.get();
-    expect(retries.values.find((v) => v.labels.pool === 'blue')?.value).toBeGreaterThanOrEqual(1);
+    expect(
+      await readMetric(p.metrics, 'switchyard_retries_total', { pool: 'blue' }),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   test.each([
@@ -420,8 +421,9 @@ describe('proxy retries', () => {
         sha256: createHash('sha256').update(sent).digest('hex'),
       });
       expect(resets).toBe(1);
-      const errors = await p.metrics.upstreamErrors.get();
-      expect(errors.values.find((v) => v.labels.reason === 'reset')?.value).toBe(1);
+      expect(
+        await readMetric(p.metrics, 'switchyard_upstream_errors_total', { reason: 'reset' }),
+      ).toBe(1);
     },
   );
 

@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { Agent, request } from 'undici';
 import { createPoolPicker } from '../../src/table/sticky-hash.js';
 import { eventually } from '../helpers/eventually.js';
+import { readMetric } from '../helpers/metrics.js';
 import {
   makeTable,
   startProxy,
@@ -88,11 +89,9 @@ describe('proxy routing', () => {
     expect(seen.green).toBeGreaterThan(0);
     expect(seen.canary).toBeGreaterThan(0);
     expect(p.proxy.trafficSnapshot(60_000)).toEqual(seen);
-    const requests = await p.metrics.requests.get();
-    const blue2xx = requests.values.find(
-      (v) => v.labels.pool === 'blue' && v.labels.code_class === '2xx',
-    );
-    expect(blue2xx?.value).toBe(seen.blue);
+    expect(
+      await readMetric(p.metrics, 'switchyard_requests_total', { pool: 'blue', code_class: '2xx' }),
+    ).toBe(seen.blue);
     expect(p.proxy.poolHealth('blue')).toEqual({ healthy: 1, total: 1 });
   });
 
@@ -191,10 +190,10 @@ describe('proxy routing', () => {
     const old = await slow;
     expect(old.status).toBe(200);
     expect(old.json.pool).toBe('blue');
-    const revision = await p.metrics.routingRevision.get();
-    expect(revision.values[0]?.value).toBe(2);
-    const weights = await p.metrics.poolWeight.get();
-    expect(weights.values.find((v) => v.labels.pool === 'green')?.value).toBe(10000);
+    expect(await readMetric(p.metrics, 'switchyard_routing_revision')).toBe(2);
+    expect(
+      await readMetric(p.metrics, 'switchyard_pool_weight_basis_points', { pool: 'green' }),
+    ).toBe(10000);
   });
 
   test('a slow request to an endpoint removed from the table still completes', async () => {

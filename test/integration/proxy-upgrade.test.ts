@@ -5,6 +5,7 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { WebSocket } from 'ws';
 import { eventually } from '../helpers/eventually.js';
+import { readMetric } from '../helpers/metrics.js';
 import {
   makeTable,
   startProxy,
@@ -83,8 +84,9 @@ describe('proxy upgrades', () => {
     expect([...got.data]).toEqual([1, 2, 3]);
 
     expect(p.proxy.connections.size).toBe(1);
-    const gauge = await p.metrics.upgradedConnections.get();
-    expect(gauge.values.find((v) => v.labels.pool === 'blue')?.value).toBe(1);
+    expect(await readMetric(p.metrics, 'switchyard_upgraded_connections', { pool: 'blue' })).toBe(
+      1,
+    );
     ws.close(1000, 'bye');
     const [code] = (await once(ws, 'close')) as [number];
     expect(code).toBe(1000);

@@ -13,7 +13,8 @@ import type { CommandMeta } from '../../src/table/types.js';
 import { eventually } from '../helpers/eventually.js';
 import { redisCli, startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { codeOf, SEED_POOLS } from './control-store-contract.js';
-import { metricValue, startReplica, type TestReplica } from './redis-world.js';
+import { readMetric } from '../helpers/metrics.js';
+import { startReplica, type TestReplica } from './redis-world.js';
 
 const ADMIN: CommandMeta = { actor: 'admin:test', source: 'admin' };
 const opened: Array<{ close(): Promise<unknown> }> = [];
@@ -72,7 +73,7 @@ describe('redis outages', () => {
       expect(a!.store.current()?.revision).toBe(2);
       expect(b!.store.current()?.revision).toBe(2);
       await eventually(() => expect(b!.store.status().up).toBe(false), { timeoutMs: 4000 });
-      expect(await metricValue(b!.metrics, 'switchyard_control_store_up')).toBe(0);
+      expect(await readMetric(b!.metrics, 'switchyard_control_store_up')).toBe(0);
       expect(
         b!.logs.some(
           (l) => l['msg'] === 'control store unreachable: routing with the last good table',
@@ -133,7 +134,7 @@ describe('redis outages', () => {
     expect(next.revision).toBe(3);
     await converged([a!, b!], 3);
     expect(
-      await metricValue(a!.metrics, 'switchyard_control_store_reconnects_total'),
+      await readMetric(a!.metrics, 'switchyard_control_store_reconnects_total'),
     ).toBeGreaterThan(0);
   });
 
@@ -190,7 +191,7 @@ describe('redis outages', () => {
       expect(r.feed.appliedRevision()).toBe(2);
       expect(r.store.current()?.weights['canary']).toBe(500);
       expect(
-        await metricValue(r.metrics, 'switchyard_commands_rejected_total', { source: 'state' }),
+        await readMetric(r.metrics, 'switchyard_commands_rejected_total', { source: 'state' }),
       ).toBe(6);
     }
     // The next change builds on the last good table and replaces the garbage.

@@ -8,7 +8,8 @@ import type { CommandMeta } from '../../src/table/types.js';
 import { eventually } from '../helpers/eventually.js';
 import { redisCli, startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { codeOf, SEED_POOLS } from './control-store-contract.js';
-import { metricValue, startReplica, type TestReplica } from './redis-world.js';
+import { readMetric } from '../helpers/metrics.js';
+import { startReplica, type TestReplica } from './redis-world.js';
 
 const ADMIN: CommandMeta = { actor: 'admin:test', source: 'admin' };
 
@@ -168,7 +169,7 @@ describe('redis replicas', () => {
     // Each rejection was counted once across the fleet.
     let counted = 0;
     for (const r of replicas) {
-      counted += await metricValue(r.metrics, 'switchyard_commands_rejected_total', {
+      counted += await readMetric(r.metrics, 'switchyard_commands_rejected_total', {
         source: 'redis',
       });
     }
@@ -228,7 +229,7 @@ describe('redis replicas', () => {
     );
     await eventually(async () => {
       expect(
-        await metricValue(replicas[1]!.metrics, 'switchyard_control_store_reconnects_total'),
+        await readMetric(replicas[1]!.metrics, 'switchyard_control_store_reconnects_total'),
       ).toBe(1);
     });
   });

@@ -39,18 +39,3 @@ export async function startReplica(
   await store.start();
   return { id, store, feed, metrics, logs, close: () => store.close() };
 }
-
-/** Current value of a metric without labels (or with the given labels). */
-export async function metricValue(
-  metrics: Metrics,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const metric = metrics.registry.getSingleMetric(name);
-  if (metric === undefined) throw new Error(`no metric ${name}`);
-  const data = await metric.get();
-  const match = data.values.find((v) =>
-    Object.entries(labels).every(([k, value]) => v.labels[k] === value),
-  );
-  return match?.value ?? 0;
-}

@@ -12,7 +12,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, test } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { collectGarbage, scrapeMetric, spawnProxy } from '../helpers/proxy-process.js';
+import { readMetric } from '../helpers/metrics.js';
+import { collectGarbage, spawnProxy } from '../helpers/proxy-process.js';
 import { makeTable, startProxy, startReference } from '../helpers/reference.js';
 import { closeAfterEach } from '../helpers/closers.js';
 
@@ -351,13 +352,30 @@ describe('idle keep-alive clients', () => {
       s.destroy();
     }
     await eventually(async () =>
-      expect(await scrapeMetric(proc.adminUrl, 'process_open_fds')).toBeLessThan(40),
+      expect(
+        await readMetric(proc.adminUrl, 'process_open_fds', {}, { required: true }),
+      ).toBeLessThan(40),
     );
     await collectGarbage(proc);
-    const rssBefore = await scrapeMetric(proc.adminUrl, 'process_resident_memory_bytes');
-    const heapBefore = await scrapeMetric(proc.adminUrl, 'nodejs_heap_size_used_bytes');
-    const externalBefore = await scrapeMetric(proc.adminUrl, 'nodejs_external_memory_bytes');
-    const fdsBefore = await scrapeMetric(proc.adminUrl, 'process_open_fds');
+    const rssBefore = await readMetric(
+      proc.adminUrl,
+      'process_resident_memory_bytes',
+      {},
+      { required: true },
+    );
+    const heapBefore = await readMetric(
+      proc.adminUrl,
+      'nodejs_heap_size_used_bytes',
+      {},
+      { required: true },
+    );
+    const externalBefore = await readMetric(
+      proc.adminUrl,
+      'nodejs_external_memory_bytes',
+      {},
+      { required: true },
+    );
+    const fdsBefore = await readMetric(proc.adminUrl, 'process_open_fds', {}, { required: true });
     const sockets: Socket[] = [];
     for (let i = 0; i < 1_000; i += 100) {
       const batch = await Promise.all(Array.from({ length: 100 }, () => rawConnect(port)));
@@ -365,14 +383,29 @@ describe('idle keep-alive clients', () => {
       sockets.push(...batch);
     }
     await eventually(async () =>
-      expect(await scrapeMetric(proc.adminUrl, 'process_open_fds')).toBeGreaterThanOrEqual(
-        fdsBefore + 1_000,
-      ),
+      expect(
+        await readMetric(proc.adminUrl, 'process_open_fds', {}, { required: true }),
+      ).toBeGreaterThanOrEqual(fdsBefore + 1_000),
     );
     await collectGarbage(proc);
-    const rssAfter = await scrapeMetric(proc.adminUrl, 'process_resident_memory_bytes');
-    const heapAfter = await scrapeMetric(proc.adminUrl, 'nodejs_heap_size_used_bytes');
-    const externalAfter = await scrapeMetric(proc.adminUrl, 'nodejs_external_memory_bytes');
+    const rssAfter = await readMetric(
+      proc.adminUrl,
+      'process_resident_memory_bytes',
+      {},
+      { required: true },
+    );
+    const heapAfter = await readMetric(
+      proc.adminUrl,
+      'nodejs_heap_size_used_bytes',
+      {},
+      { required: true },
+    );
+    const externalAfter = await readMetric(
+      proc.adminUrl,
+      'nodejs_external_memory_bytes',
+      {},
+      { required: true },
+    );
     const externalMb = (externalAfter - externalBefore) / MB;
     const rssMb = (rssAfter - rssBefore) / MB;
     const heapMb = (heapAfter - heapBefore) / MB;

@@ -12,6 +12,7 @@ import type { UpstreamPool } from '../../../src/data/upstream-pool.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { createMetrics, type Metrics } from '../../../src/observability/metrics.js';
 import { eventually } from '../../helpers/eventually.js';
+import { readMetric } from '../../helpers/metrics.js';
 
 const drainers: Drainer[] = [];
 afterEach(() => {
@@ -47,13 +48,10 @@ function exchange(pool: string, closes = true): Fake {
   return conn;
 }
 
-async function value(metrics: Metrics, name: 'draining' | 'closed' | 'completed'): Promise<number> {
-  if (name === 'draining') {
-    const v = await metrics.drainingConnections.get();
-    return v.values.reduce((n, x) => n + x.value, 0);
-  }
-  const v = await metrics.drainedConnections.get();
-  return v.values.filter((x) => x.labels.outcome === name).reduce((n, x) => n + x.value, 0);
+function value(metrics: Metrics, name: 'draining' | 'closed' | 'completed'): Promise<number> {
+  return name === 'draining'
+    ? readMetric(metrics, 'switchyard_draining_connections')
+    : readMetric(metrics, 'switchyard_drained_connections_total', { outcome: name });
 }
 
 function makeDrainer(drainTimeout: number, drainSpread: number, random?: () => number) {
