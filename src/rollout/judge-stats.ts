@@ -62,26 +62,34 @@ function lnBeta(a: number, b: number): number {
   return lnGamma(a) + lnGamma(b) - lnGamma(a + b);
 }
 
-const LN_BETA_JEFFREYS = lnBeta(0.5, 0.5);
+/** A Beta(a, b) prior for the confidence sequence's mixture. */
+export interface BetaPrior {
+  readonly a: number;
+  readonly b: number;
+}
+
+/** Jeffreys' prior: no preference for any share. */
+export const JEFFREYS: BetaPrior = Object.freeze({ a: 0.5, b: 0.5 });
 
 /**
- * ln of Robbins' mixture martingale for a proportion p after `hits` of `n`: the Beta(½, ½)
+ * ln of Robbins' mixture martingale for a proportion p after `hits` of `n`: the Beta(a, b)
  * mixture of Bernoulli likelihoods over the likelihood at p,
  *
- *   M_n(p) = B(hits + ½, n − hits + ½) / B(½, ½) / (p^hits · (1 − p)^(n − hits)).
+ *   M_n(p) = B(hits + a, n − hits + b) / B(a, b) / (p^hits · (1 − p)^(n − hits)).
  *
- * Under the true p it is a martingale with mean 1, so {p : M_n(p) < 1/α} holds the true p at
- * every n at once with probability >= 1 − α (a confidence sequence).
+ * Under the true p it is a martingale with mean 1 whatever the prior, so {p : M_n(p) < 1/α}
+ * holds the true p at every n at once with probability >= 1 − α (a confidence sequence); the
+ * prior only decides where the sequence is tightest.
  */
-function lnMixture(p: number, hits: number, n: number, lnMix = lnMixtureMass(hits, n)): number {
+function lnMixture(p: number, hits: number, n: number, lnMix: number): number {
   const miss = n - hits;
   const lnLik = (hits > 0 ? hits * Math.log(p) : 0) + (miss > 0 ? miss * Math.log1p(-p) : 0);
   return lnMix - lnLik;
 }
 
 /** ln of the numerator of M_n(p), which does not depend on p. */
-function lnMixtureMass(hits: number, n: number): number {
-  return lnBeta(hits + 0.5, n - hits + 0.5) - LN_BETA_JEFFREYS;
+function lnMixtureMass(hits: number, n: number, prior: BetaPrior): number {
+  return lnBeta(hits + prior.a, n - hits + prior.b) - lnBeta(prior.a, prior.b);
 }
 
 /** Anytime-valid bounds on a proportion from `hits` of `n` at level α: [lower, upper]. */
@@ -89,11 +97,12 @@ export function confidenceSequence(
   hits: number,
   n: number,
   alpha: number,
+  prior: BetaPrior = JEFFREYS,
 ): { lower: number; upper: number } {
   if (n <= 0) return { lower: 0, upper: 1 };
   const limit = Math.log(1 / alpha);
   const mle = hits / n;
-  const mass = lnMixtureMass(hits, n);
+  const mass = lnMixtureMass(hits, n, prior);
   const inside = (p: number): boolean => lnMixture(p, hits, n, mass) < limit;
   // The log-likelihood is concave in p, so the set is an interval around the MLE: bisect each side.
   let lower = 0;
@@ -122,8 +131,18 @@ export function confidenceSequence(
 }
 
 /** True when the confidence sequence of `hits` of `n` at level α lies wholly below `p`. */
-export function isBelowAnytime(p: number, hits: number, n: number, alpha: number): boolean {
-  return n > 0 && hits / n < p && lnMixture(p, hits, n) >= Math.log(1 / alpha);
+export function isBelowAnytime(
+  p: number,
+  hits: number,
+  n: number,
+  alpha: number,
+  prior: BetaPrior = JEFFREYS,
+): boolean {
+  return (
+    n > 0 &&
+    hits / n < p &&
+    lnMixture(p, hits, n, lnMixtureMass(hits, n, prior)) >= Math.log(1 / alpha)
+  );
 }
 
 /** ln P(X <= hits) for X ~ Binomial(n, p), summed in log space (no underflow). */

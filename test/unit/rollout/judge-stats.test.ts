@@ -1,6 +1,7 @@
 /** The judge's statistics: bounds against known values, coverage and validity by simulation. */
 import { describe, expect, test } from 'vitest';
 import {
+  JEFFREYS,
   confidenceSequence,
   lnGamma,
   mixtureEValue,
@@ -27,18 +28,21 @@ describe('judge statistics', () => {
     expect(upperBound(1_000, 100_000, 0.9)).toBeCloseTo(0.01 + 1.2816 * Math.sqrt(0.0099 / 1e5), 4);
   });
 
-  test('the confidence sequence holds the true share at every look, >= 1 − α of the time', () => {
+  test.each([
+    [0.02, JEFFREYS],
+    [0.001, { a: 0.5, b: 50 }],
+    [0.2, { a: 0.5, b: 50 }],
+  ])('the confidence sequence holds p = %d at every look, >= 1 − α of the time', (p, prior) => {
     const random = createRandom(8);
     const alpha = 0.05;
-    const p = 0.02;
     let misses = 0;
-    const runs = 1_000;
+    const runs = 500;
     for (let r = 0; r < runs; r += 1) {
       let hits = 0;
       for (let n = 1; n <= 3_000; n += 1) {
         if (random() < p) hits += 1;
         if (n % 25 !== 0) continue;
-        const { lower, upper } = confidenceSequence(hits, n, alpha);
+        const { lower, upper } = confidenceSequence(hits, n, alpha, prior);
         if (p < lower || p > upper) {
           misses += 1;
           break;
@@ -46,6 +50,10 @@ describe('judge statistics', () => {
       }
     }
     expect(misses / runs).toBeLessThan(alpha);
+  });
+
+  test('confidence sequence edge cases', () => {
+    const alpha = 0.05;
     const { lower, upper } = confidenceSequence(100, 10_000, alpha);
     expect(lower).toBeLessThan(0.01);
     expect(upper).toBeGreaterThan(0.01);
