@@ -77,6 +77,7 @@ import {
   upperBound,
   type BetaPrior,
 } from './judge-stats.js';
+import { formatMs, formatPercent, group, quantileLabel } from './judge-format.js';
 import { BUCKET_COUNT, bucketUpperMs, type LatencyHistogram } from './latency-histogram.js';
 
 /**
@@ -161,33 +162,6 @@ export interface Verdict {
   };
   /** Still collecting after maxStepDuration: the engine pauses for approval. */
   readonly overdue: boolean;
-}
-
-/** `33,910`: thousands separated by commas (Intl is slow for a call every second per rollout). */
-function group(n: number): string {
-  const digits = String(Math.round(n));
-  let out = '';
-  for (let i = 0; i < digits.length; i += 1) {
-    if (i > 0 && (digits.length - i) % 3 === 0 && digits[i - 1] !== '-') out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-/** `4.1 %`, `0.12 %`: two significant digits. */
-export function formatPercent(ratio: number): string {
-  const v = ratio * 100;
-  if (v === 0) return '0 %';
-  return `${v >= 100 ? v.toFixed(0) : String(Number(v.toPrecision(2)))} %`;
-}
-
-function formatMs(ms: number): string {
-  if (ms >= 1000) return `${String(Number((ms / 1000).toPrecision(3)))} s`;
-  return `${ms >= 10 ? ms.toFixed(0) : ms.toFixed(1)} ms`;
-}
-
-function quantileLabel(q: number): string {
-  return `p${String(Number((q * 100).toFixed(3)))}`;
 }
 
 function ratioOf(c: PoolCounts): number {
