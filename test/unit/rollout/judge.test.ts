@@ -365,6 +365,23 @@ describe('judge: latency', () => {
   });
 });
 
+describe('judge: latency on loopback', () => {
+  test('a canary with --latency 50ms fails against a sub-millisecond baseline; jitter below 1 ms never does', () => {
+    const random = createRandom(11);
+    const fast = (): number => 0.2 + 0.7 * random();
+    const b = { requests: 3_000, errors: 0, latency: new LatencyHistogram() };
+    for (let i = 0; i < 3_000; i += 1) b.latency.observe(fast());
+    const slow = { requests: 200, errors: 0, latency: new LatencyHistogram() };
+    for (let i = 0; i < 200; i += 1) slow.latency.observe(50 + fast());
+    const v = stepVerdict(input({ target: slow, baseline: b, stepEnded: false }));
+    expect(v.failure).toBe('latency');
+    expect(v.reason).toMatch(/^canary p99 5\d ms vs blue p99 1\.0 ms: slower beyond 1\.5×/);
+    const same = { requests: 3_000, errors: 0, latency: new LatencyHistogram() };
+    for (let i = 0; i < 3_000; i += 1) same.latency.observe(fast());
+    expect(stepVerdict(input({ target: same, baseline: b })).verdict).toBe('pass');
+  });
+});
+
 describe('judge: reasons', () => {
   test('the reason carries the numbers, as in SPEC §9', () => {
     const v = stepVerdict(
