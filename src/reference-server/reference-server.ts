@@ -1,7 +1,9 @@
 /**
  * The reference upstream used by the demo, the tests and the bench: it answers with its pool name
  * and version, and offers a slow endpoint, an SSE stream, body echo and hashing, arbitrary status
- * codes, a WebSocket echo and a raw upgrade echo.
+ * codes, a WebSocket echo and a raw upgrade echo. Faults can be injected (issue 12): a share of
+ * requests answered with 500 and added latency, so a bad canary can be tried in the demo, the
+ * rollout tests and the bench.
  */
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -22,6 +24,16 @@ export interface ReferenceServerOptions {
   port?: number;
   /** Keep-alive timeout for client sockets in ms; default Node's 5000. */
   keepAliveTimeout?: number;
+  /**
+   * Share 0..1 of HTTP requests (all but `/healthz`) answered with 500; default 0. Spread evenly
+   * and deterministically: the k-th such request fails when floor(k × rate) grows, so any n
+   * requests hold floor(n × rate) or one more failures.
+   */
+  errorRate?: number;
+  /** Delay in ms added before answering every HTTP request but `/healthz`; default 0. */
+  latencyMs?: number;
+  /** Extra random delay, uniform in [0, latencyJitterMs) ms, on top of latencyMs; default 0. */
+  latencyJitterMs?: number;
 }
 
 type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -29,11 +41,21 @@ type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 /** Longest `/slow` delay and SSE interval accepted, so a typo cannot hold a test for hours. */
 const MAX_DELAY_MS = 600_000;
 
+/** Throws a RangeError naming `field` unless `value` is a finite number in [min, max]. */
+function checkRange(field: string, value: number, min: number, max: number, unit: string): void {
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new RangeError(`${field}: ${value} must be ${unit} between ${min} and ${max}`);
+  }
+}
+
 /** A small HTTP + WebSocket upstream that reports which pool answered. */
 export class ReferenceServer {
   readonly #options: Required<Omit<ReferenceServerOptions, 'keepAliveTimeout'>> & {
     keepAliveTimeout: number | undefined;
   };
+  /** HTTP requests subject to faults so far (everything but `/healthz`). */
+  #faultable = 0;
+  #injectedErrors = 0;
   readonly #server: Server;
   readonly #wss: WebSocketServer;
   readonly #timers = new Set<NodeJS.Timeout>();
@@ -50,7 +72,13 @@ export class ReferenceServer {
       host: options.host ?? '127.0.0.1',
       port: options.port ?? 0,
       keepAliveTimeout: options.keepAliveTimeout,
+      errorRate: options.errorRate ?? 0,
+      latencyMs: options.latencyMs ?? 0,
+      latencyJitterMs: options.latencyJitterMs ?? 0,
     };
+    checkRange('errorRate', this.#options.errorRate, 0, 1, 'a share');
+    checkRange('latencyMs', this.#options.latencyMs, 0, MAX_DELAY_MS, 'milliseconds');
+    checkRange('latencyJitterMs', this.#options.latencyJitterMs, 0, MAX_DELAY_MS, 'milliseconds');
     this.#server = createServer((req, res) => this.#onRequest(req, res));
     if (this.#options.keepAliveTimeout !== undefined) {
       this.#server.keepAliveTimeout = this.#options.keepAliveTimeout;
@@ -136,9 +164,16 @@ export class ReferenceServer {
     return t;
   }
 
-  /** Counters for tests: requests received and SSE streams currently open. */
-  stats(): { requests: number; openStreams: number } {
-    return { requests: this.#requests, openStreams: this.#openStreams };
+  /**
+   * Counters for tests: requests received, SSE streams currently open, and requests answered
+   * with an injected 500.
+   */
+  stats(): { requests: number; openStreams: number; injectedErrors: number } {
+    return {
+      requests: this.#requests,
+      openStreams: this.#openStreams,
+      injectedErrors: this.#injectedErrors,
+    };
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -146,8 +181,9 @@ export class ReferenceServer {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
     if (path === '/healthz') {
+      // Health checks never see injected faults: a failing canary must stay in rotation so the
+      // rollout judge, not the health checker, is what pulls it.
       this.#json(
         res,
         200,
@@ -155,6 +191,47 @@ export class ReferenceServer {
       );
       return;
     }
+    const { errorRate, latencyMs, latencyJitterMs } = this.#options;
+    if (errorRate === 0 && latencyMs === 0 && latencyJitterMs === 0) {
+      this.#answer(req, res, path, url, q);
+      return;
+    }
+    // Decided on arrival, so the share is exact in arrival order whatever the delays.
+    this.#faultable += 1;
+    const fail =
+      Math.floor(this.#faultable * errorRate) > Math.floor((this.#faultable - 1) * errorRate);
+    const delayMs = latencyMs + (latencyJitterMs > 0 ? Math.random() * latencyJitterMs : 0);
+    const respond = (): void => {
+      if (!fail) {
+        this.#answer(req, res, path, url, q);
+        return;
+      }
+      this.#injectedErrors += 1;
+      req.resume();
+      res.setHeader('x-reference-fault', 'error-rate');
+      this.#json(
+        res,
+        500,
+        JSON.stringify({
+          error: 'injected fault (--error-rate)',
+          pool: this.#options.pool,
+          version: this.#options.version,
+        }),
+      );
+    };
+    if (delayMs <= 0) {
+      respond();
+      return;
+    }
+    const t = this.#later(delayMs, respond);
+    res.on('close', () => {
+      clearTimeout(t);
+      this.#timers.delete(t);
+    });
+  }
+
+  #answer(req: IncomingMessage, res: ServerResponse, path: string, url: string, q: number): void {
+    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
     if (path === '/bytes') {
       // fixed-size body for throughput benches
       const n = clampInt(query.get('n'), 100, 0, 16 * 1024 * 1024);
@@ -326,6 +403,10 @@ options:
   --pool NAME                 pool name reported in every answer (default blue)
   --version SHA               version reported in every answer (default 0000000)
   --keep-alive-timeout MS     client keep-alive timeout in milliseconds (default Node's 5000)
+  --error-rate SHARE          answer this share (0..1, e.g. 0.2) of requests with 500, evenly
+                              spread; /healthz stays 200 (default 0)
+  --latency DURATION          delay every answer but /healthz (e.g. 50ms, 1s; default 0)
+  --latency-jitter DURATION   plus a random delay up to this long (default 0)
   -h, --help                  print this help
 
 paths:
@@ -341,10 +422,32 @@ paths:
   WebSocket upgrade           echoes messages; any other Upgrade: echoes raw bytes
 `;
 
+/** Parses `--flag` DURATION: `50ms`, `1.5s`, `2m` or milliseconds, at most MAX_DELAY_MS. */
+function parseDelay(flag: string, raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw.trim());
+  const ms = m ? Number(m[1]) * (m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 1) : Number.NaN;
+  if (!(ms <= MAX_DELAY_MS)) {
+    throw new Error(
+      `${flag}: "${raw}" is not a duration up to 10m (e.g. 50ms, 1s or milliseconds)`,
+    );
+  }
+  return ms;
+}
+
+/** Parses `--error-rate`: a share 0..1 such as 0.2. */
+function parseShare(flag: string, raw: string): number {
+  const share = /^(?:\d+(?:\.\d*)?|\.\d+)$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+  if (!(share >= 0 && share <= 1)) {
+    throw new Error(`${flag}: "${raw}" is not a share between 0 and 1 (e.g. 0.2 for 20 %)`);
+  }
+  return share;
+}
+
 /**
  * `switchyard reference-server --listen HOST:PORT --pool NAME --version SHA
- * [--keep-alive-timeout MS]`: starts a reference server and returns it; the caller (main.ts) owns
- * signals and calls close(). Throws an Error with a usage message on bad arguments.
+ * [--keep-alive-timeout MS] [--error-rate SHARE] [--latency D] [--latency-jitter D]`: starts a
+ * reference server and returns it; the caller (main.ts) owns signals and calls close(). Throws an
+ * Error with a usage message on bad arguments.
  */
 export async function runReferenceServerCli(argv: readonly string[]): Promise<ReferenceServer> {
   const { values } = parseArgs({
@@ -354,6 +457,9 @@ export async function runReferenceServerCli(argv: readonly string[]): Promise<Re
       pool: { type: 'string', default: 'blue' },
       version: { type: 'string', default: '0000000' },
       'keep-alive-timeout': { type: 'string' },
+      'error-rate': { type: 'string' },
+      latency: { type: 'string' },
+      'latency-jitter': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -366,16 +472,30 @@ export async function runReferenceServerCli(argv: readonly string[]): Promise<Re
   if (kat !== undefined && !/^\d+$/.test(kat)) {
     throw new Error(`--keep-alive-timeout: "${kat}" is not a number of milliseconds`);
   }
+  const errorRate =
+    values['error-rate'] === undefined ? 0 : parseShare('--error-rate', values['error-rate']);
+  const latencyMs = values.latency === undefined ? 0 : parseDelay('--latency', values.latency);
+  const latencyJitterMs =
+    values['latency-jitter'] === undefined
+      ? 0
+      : parseDelay('--latency-jitter', values['latency-jitter']);
   const server = new ReferenceServer({
     pool: values.pool,
     version: values.version,
     host: (m[1] ?? m[2]) as string,
     port: Number(m[3]),
     ...(kat === undefined ? {} : { keepAliveTimeout: Number(kat) }),
+    errorRate,
+    latencyMs,
+    latencyJitterMs,
   });
   await server.start();
+  const faults =
+    errorRate > 0 || latencyMs > 0 || latencyJitterMs > 0
+      ? { errorRate, latencyMs, latencyJitterMs }
+      : {};
   process.stdout.write(
-    `${JSON.stringify({ msg: 'reference server listening', url: server.url(), pool: values.pool, version: values.version })}\n`,
+    `${JSON.stringify({ msg: 'reference server listening', url: server.url(), pool: values.pool, version: values.version, ...faults })}\n`,
   );
   return server;
 }
