@@ -1,68 +1,127 @@
 /**
- * The self-contained demo of `npm start` (SPEC §1): three reference servers on loopback, each
- * with its own fake SHA, seeded as the blue, green and canary pools.
+ * The self-contained demo of `npm start` (SPEC §1): reference servers on loopback, each with its
+ * own fake SHA, seeded as the blue, green and canary pools, plus one new build that no pool runs
+ * yet, for the README tour's deploy step.
+ *
+ * The reference servers listen on the four ports after the proxy's (8081-8084 with the default
+ * 127.0.0.1:8080), so the README's commands can be pasted as written. A port that is taken falls
+ * back to one the OS picks, and the cheat sheet always prints the commands with the real ports.
  */
 import { ReferenceServer } from './reference-server/reference-server.js';
 
-/** Fake immutable versions of the demo pools. */
-const DEMO_POOLS = [
-  { name: 'blue', version: '3f2c9e1' },
-  { name: 'green', version: '9ab14d0' },
-  { name: 'canary', version: '5e7a2b8' },
+/** One demo upstream: a pool of the seeded table, or the new build (`pool` undefined). */
+export interface DemoUpstream {
+  /** The pool it is seeded as; undefined for the new build that no pool runs yet. */
+  readonly pool: string | undefined;
+  readonly version: string;
+  readonly url: string;
+}
+
+/** Fake immutable versions: the seeded pools, then the new build the tour deploys into green. */
+const DEMO_UPSTREAMS = [
+  { pool: 'blue', version: '3f2c9e1' },
+  { pool: 'green', version: '9ab14d0' },
+  { pool: 'canary', version: '5e7a2b8' },
+  { pool: undefined, version: '1c4d2e7' },
 ] as const;
 
 /** The running demo upstreams. */
 export interface DemoUpstreams {
-  readonly pools: ReadonlyArray<{ name: string; version: string; url: string }>;
+  /** In DEMO_UPSTREAMS order: blue, green, canary, then the new build. */
+  readonly upstreams: readonly DemoUpstream[];
   close(): Promise<void>;
 }
 
-/** Starts one reference server per demo pool on 127.0.0.1 (ephemeral ports). */
-export async function startDemoUpstreams(): Promise<DemoUpstreams> {
+/**
+ * Starts the demo's reference servers on 127.0.0.1, on ports proxyPort+1 ... proxyPort+4 (any
+ * free port when proxyPort is 0, when one is taken, or past 65535).
+ */
+export async function startDemoUpstreams(proxyPort: number): Promise<DemoUpstreams> {
   const servers: ReferenceServer[] = [];
-  const pools: Array<{ name: string; version: string; url: string }> = [];
-  for (const pool of DEMO_POOLS) {
-    const server = new ReferenceServer({
-      pool: pool.name,
-      version: pool.version,
-      host: '127.0.0.1',
-      port: 0,
-    });
-    await server.start();
-    servers.push(server);
-    const { port } = server.address();
-    pools.push({ ...pool, url: `http://127.0.0.1:${port}` });
+  const upstreams: DemoUpstream[] = [];
+  try {
+    for (const [index, upstream] of DEMO_UPSTREAMS.entries()) {
+      const wanted = proxyPort === 0 ? 0 : proxyPort + 1 + index;
+      const server = await listenWithFallback(
+        upstream.pool ?? 'green',
+        upstream.version,
+        wanted <= 65535 ? wanted : 0,
+      );
+      servers.push(server);
+      upstreams.push({ ...upstream, url: `http://127.0.0.1:${server.address().port}` });
+    }
+  } catch (err) {
+    await Promise.allSettled(servers.map((s) => s.close()));
+    throw err;
   }
   return {
-    pools,
+    upstreams,
     async close() {
       await Promise.allSettled(servers.map((s) => s.close()));
     },
   };
 }
 
+/** A reference server on `port`, or on a port the OS picks when that one is in use. */
+async function listenWithFallback(
+  pool: string,
+  version: string,
+  port: number,
+): Promise<ReferenceServer> {
+  const server = new ReferenceServer({ pool, version, host: '127.0.0.1', port });
+  try {
+    await server.start();
+    return server;
+  } catch (err) {
+    if (port === 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+  }
+  const fallback = new ReferenceServer({ pool, version, host: '127.0.0.1', port: 0 });
+  await fallback.start();
+  return fallback;
+}
+
+/** `--pool NAME=VERSION@URL` flags seeding the table with the demo's pools. */
+export function demoPoolFlags(demo: DemoUpstreams): string[] {
+  return demo.upstreams.flatMap((u) =>
+    u.pool === undefined ? [] : ['--pool', `${u.pool}=${u.version}@${u.url}`],
+  );
+}
+
 /** The admin URL the CLI uses when neither --admin nor SWITCHYARD_ADMIN_URL is given. */
 const CLI_DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
 
-/** The cheat sheet printed when the demo is up. */
-export function demoCheatSheet(proxyUrl: string, adminUrl: string): string {
+/**
+ * The cheat sheet printed when the demo is up: where everything listens and the README tour's
+ * commands with the real addresses, so each line can be pasted as printed.
+ */
+export function demoCheatSheet(demo: DemoUpstreams, proxyUrl: string, adminUrl: string): string {
   // On other ports (--admin-listen) the CLI lines only work once it is told where the API is.
   const cliSetup =
     adminUrl === CLI_DEFAULT_ADMIN_URL ? '' : `  export SWITCHYARD_ADMIN_URL=${adminUrl}\n`;
+  const seeded = demo.upstreams.map((u) => {
+    const what = u.pool === undefined ? 'new build, in no pool yet' : `pool ${u.pool}`;
+    const share = u.pool === 'blue' ? ', 100 % of the traffic' : '';
+    return `  ${u.version}  ${u.url.padEnd(24)}  ${what}${share}`;
+  });
+  const next = demo.upstreams.find((u) => u.pool === undefined);
+  const deploy =
+    next === undefined
+      ? ''
+      : `  npx switchyard set-pool green --version ${next.version} --endpoint ${next.url}\n`;
   return `
-Switchyard demo is running: blue (100 %), green and canary pools on local reference servers.
+Switchyard demo is running: proxy ${proxyUrl}, admin API ${adminUrl}
+${seeded.join('\n')}
 
-  curl -i ${proxyUrl}/                                   # answered by blue
-  curl -s ${adminUrl}/v1/state                           # the routing table
-  curl -s -XPOST ${adminUrl}/v1/canary -H 'content-type: application/json' -d '{"percent":10}'
-  curl -s -XPOST ${adminUrl}/v1/switch -H 'content-type: application/json' -d '{"to":"green"}'
-  curl -s -XPOST ${adminUrl}/v1/rollback -H 'content-type: application/json'
+The README tour, with these addresses (in another terminal):
 
-${cliSetup}  npx switchyard status                                  # the same with the CLI
-  npx switchyard canary 25
+${cliSetup}  curl -i ${proxyUrl}/                         # answered by blue
+  npx switchyard status
+${deploy}  npx switchyard canary 5
+  curl -s -XPOST ${adminUrl}/v1/canary -H 'content-type: application/json' -d '{"percent":50}'
   npx switchyard switch green
   npx switchyard rollback
+  npx switchyard history
 
-Ctrl-C stops it (graceful: readiness turns 503, in-flight requests finish).
+Logs: warnings and errors only (LOG_LEVEL=info for every table change). Ctrl-C stops the demo.
 `;
 }

@@ -7,7 +7,7 @@ import { createApp, type App } from './app.js';
 import { runCli, CLI_COMMANDS } from './cli/cli.js';
 import { ConfigError, loadConfig, settingsHelp } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { startDemoUpstreams, demoCheatSheet, type DemoUpstreams } from './demo.js';
+import { demoCheatSheet, demoPoolFlags, startDemoUpstreams, type DemoUpstreams } from './demo.js';
 import {
   REFERENCE_SERVER_USAGE,
   runReferenceServerCli,
@@ -29,9 +29,11 @@ const PROXY_USAGE_HEAD = `usage: switchyard proxy [--config FILE] [flags]
 Runs the proxy. Precedence: flags > environment > config file (JSON or YAML) > defaults.
 Durations take 500ms, 30s, 2m or milliseconds. Invalid configuration exits 2.
 
-With no config file, no Redis and no pools it serves the demo: three reference servers on
-loopback seeded as pools blue, green and canary, an in-memory store, the proxy on 127.0.0.1:8080
-(or --listen) and the admin API on --admin-listen.
+With no config file, no Redis and no pools it serves the demo: reference servers on loopback
+seeded as pools blue, green and canary (plus a new build for the tour to deploy), on the four
+ports after the proxy's; an in-memory store; the proxy on 127.0.0.1:8080 (or --listen) and the
+admin API on --admin-listen. The demo logs warnings only and stops without a shutdown delay
+unless LOG_LEVEL, --log-level or --shutdown-delay say otherwise.
 
 `;
 
@@ -54,6 +56,19 @@ function isDemo(config: Config, argv: readonly string[], env: NodeJS.ProcessEnv)
   return !configFile && config.redis === undefined && config.pools.length === 0;
 }
 
+/**
+ * Flags the demo sets unless the environment does (flags given by the user come later and win):
+ * loopback only; no shutdown delay, as no load balancer needs time to notice; warnings only, so
+ * the cheat sheet is not buried in JSON log lines.
+ */
+function demoDefaults(env: NodeJS.ProcessEnv): string[] {
+  return [
+    ...(env.SWITCHYARD_LISTEN ? [] : ['--listen', '127.0.0.1:8080']),
+    ...(env.SWITCHYARD_SHUTDOWN_DELAY ? [] : ['--shutdown-delay', '0']),
+    ...(env.SWITCHYARD_LOG_LEVEL || env.LOG_LEVEL ? [] : ['--log-level', 'warn']),
+  ];
+}
+
 /** An http URL for a listening address; unspecified hosts (0.0.0.0, ::) as loopback. */
 function urlOf(address: { host: string; port: number }): string {
   const host =
@@ -72,11 +87,12 @@ async function runProxy(argv: string[]): Promise<void> {
   try {
     let config = loadConfig(argv, env);
     if (isDemo(config, argv, env)) {
-      demo = await startDemoUpstreams();
-      // The demo listens on loopback unless told otherwise; the user's flags come later and win.
-      const listen = env.SWITCHYARD_LISTEN ? [] : ['--listen', '127.0.0.1:8080'];
-      const pools = demo.pools.flatMap((p) => ['--pool', `${p.name}=${p.version}@${p.url}`]);
-      config = loadConfig([...listen, ...argv, ...pools], env);
+      const defaults = demoDefaults(env);
+      // The demo's reference servers take the ports after the proxy's: read it with the defaults.
+      const listening = loadConfig([...defaults, ...argv], env).listen;
+      demo = await startDemoUpstreams(listening.port);
+      // The user's flags come after the demo's defaults and win.
+      config = loadConfig([...defaults, ...argv, ...demoPoolFlags(demo)], env);
     }
     app = createApp(config);
   } catch (err) {
@@ -98,6 +114,8 @@ async function runProxy(argv: string[]): Promise<void> {
       process.exit(1);
     }
     app.logger.info({ signal }, 'signal received');
+    // The demo logs warnings only: say that Ctrl-C was heard.
+    if (demo) process.stderr.write('stopping…\n');
     app
       .shutdown()
       .then(() => demo?.close())
@@ -124,7 +142,9 @@ async function runProxy(argv: string[]): Promise<void> {
     process.exit(2);
   }
   if (demo) {
-    process.stderr.write(demoCheatSheet(urlOf(app.proxy.address()), urlOf(app.admin.address())));
+    process.stderr.write(
+      demoCheatSheet(demo, urlOf(app.proxy.address()), urlOf(app.admin.address())),
+    );
   } else if (app.store.status().kind === 'memory' && app.store.current() === null) {
     // Nothing can ever appear in this store except through the admin API: say why every request
     // answers 503 NO_HEALTHY_UPSTREAM and /readyz 503, instead of leaving it to be guessed.

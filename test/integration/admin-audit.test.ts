@@ -6,7 +6,8 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 
@@ -27,10 +28,7 @@ interface Answer {
   }>;
 }
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 /** V8's gc(), exposed at run time (vitest workers do not get --expose-gc). */
 function exposeGc(): () => void {

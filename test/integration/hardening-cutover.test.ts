@@ -4,7 +4,8 @@
  * Real sockets: the client is raw TCP, so the test knows exactly when the proxy has routed.
  */
 import { createServer, type Server, type Socket, type AddressInfo } from 'node:net';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { parseResponse, rawConnect, readUntil } from '../helpers/raw-http.js';
 import { makeTable, startProxy, startReference, type TestReference } from '../helpers/reference.js';
@@ -12,10 +13,7 @@ import { readMetric } from '../helpers/metrics.js';
 
 const BLUE = '1111111';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 async function reference(): Promise<TestReference> {
   const ref = await startReference({ pool: 'blue', version: BLUE });

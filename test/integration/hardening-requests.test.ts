@@ -5,7 +5,8 @@
  * (item 7), and loops are answered 508 (item 10). Every malformed request is sent raw.
  */
 import { hostname } from 'node:os';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
 import { rawExchange } from '../helpers/raw-http.js';
 import {
   makeTable,
@@ -19,10 +20,7 @@ import { readMetric } from '../helpers/metrics.js';
 
 const BLUE = '1111111';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 /** `n` reference upstreams in pool blue behind a ProxyServer. */
 async function world(

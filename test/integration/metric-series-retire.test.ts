@@ -6,17 +6,15 @@
  * drainTimeout is a minute here, so a series that goes went because nothing was left on it,
  * not because its deadline passed.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
 import { Agent, request } from 'undici';
 import { eventually } from '../helpers/eventually.js';
 import { findSamples, hasMetric, scrapeMetrics, type MetricSample } from '../helpers/metrics.js';
 import { startReference } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = closeAfterEach();
 
 /** A 7-hex-digit SHA per deploy. */
 function sha(i: number): string {

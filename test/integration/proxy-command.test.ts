@@ -86,8 +86,9 @@ const envName = (k: string): string => `SWITCHYARD_${kebab(k).replace(/-/g, '_')
 
 describe('demo mode (no config file, no Redis, no pools)', () => {
   test('starts with --listen and --admin-listen flags: reference servers answer through the proxy', async () => {
-    // spawnProxy passes --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 and only PATH.
-    const proc = await spawnProxy(['--shutdown-delay', '0']);
+    // spawnProxy passes --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 and only PATH; it waits
+    // for the "switchyard started" line, which the demo logs only when asked for info.
+    const proc = await spawnProxy([], [], { env: { LOG_LEVEL: 'info' } });
     closers.push(() => proc.kill());
 
     const res = await fetch(`${proc.proxyUrl}/`);

@@ -9,17 +9,15 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { afterEach, describe, expect, test } from 'vitest';
+import { describe, expect, test } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
 import { ReferenceServer } from '../../src/reference-server/reference-server.js';
 import { eventually } from '../helpers/eventually.js';
 import { startReference } from '../helpers/reference.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of closers.splice(0).reverse()) await c();
-});
+const closers = closeAfterEach();
 
 /** GETs `url` and returns the status, the fault header and the elapsed milliseconds. */
 async function get(url: string): Promise<{ status: number; fault: unknown; ms: number }> {

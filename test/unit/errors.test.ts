@@ -6,33 +6,34 @@ import { ERROR_CODES, SwitchyardError, fail, isSwitchyardError } from '../../src
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The rows of the README's error-code table: `| \`CODE\` | status | when |`. */
+/** The rows of the error-code table in docs/admin-api.md: `| \`CODE\` | status | when |`. */
 function documentedCodes(): Map<string, string> {
-  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const text = readFileSync(join(root, 'docs', 'admin-api.md'), 'utf8');
   const rows = new Map<string, string>();
-  for (const m of readme.matchAll(/^\|\s*`([A-Z][A-Z_]+)`\s*\|\s*([^|]*?)\s*\|/gm)) {
+  for (const m of text.matchAll(/^\|\s*`([A-Z][A-Z_]+)`\s*\|\s*([^|]*?)\s*\|/gm)) {
     rows.set(m[1]!, m[2]!);
   }
   return rows;
 }
 
 describe('error catalogue', () => {
-  // The README is the users' copy of the contract and lives in the repository; the catalogue and
+  // docs/admin-api.md is the users' copy of the contract and lives in the repository; the catalogue and
   // its table must agree both ways, with the same HTTP status.
-  it('documents every code of the catalogue in the README error table, with its status', () => {
+  it('documents every code of the catalogue in the docs/admin-api.md error table, with its status', () => {
     const rows = documentedCodes();
     for (const [code, status] of Object.entries(ERROR_CODES)) {
-      expect(rows.has(code), `README error table must list ${code}`).toBe(true);
+      expect(rows.has(code), `docs/admin-api.md error table must list ${code}`).toBe(true);
       const documented = rows.get(code);
       if (code === 'INVALID_CONFIG') expect(documented).toBe('—');
-      else expect(documented, `README status of ${code}`).toBe(String(status));
+      else expect(documented, `docs/admin-api.md status of ${code}`).toBe(String(status));
     }
   });
 
-  it('has a catalogue entry for every code the README error table lists', () => {
+  it('has a catalogue entry for every code the docs/admin-api.md error table lists', () => {
     const rows = documentedCodes();
     expect(rows.size).toBeGreaterThanOrEqual(10);
-    for (const code of rows.keys()) expect(ERROR_CODES, `README code ${code}`).toHaveProperty(code);
+    for (const code of rows.keys())
+      expect(ERROR_CODES, `docs/admin-api.md code ${code}`).toHaveProperty(code);
   });
 
   it('carries code, status, details and cause, and serialises without the cause', () => {
