@@ -172,7 +172,8 @@ export function viaHasToken(via: string, token: string): boolean {
   }
 }
 
-function classify(err: Error & { code?: string }): UpstreamErrorReason {
+/** The metrics reason of an upstream failure (undici, net or ws errors), by its code. */
+export function classifyUpstreamError(err: Error & { code?: string }): UpstreamErrorReason {
   switch (err.code) {
     case 'ECONNREFUSED':
       return 'refused';
@@ -666,7 +667,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       this.#failLocally(err, pool, endpoint);
       return;
     }
-    const reason = classify(err);
+    const reason = classifyUpstreamError(err);
     pool.metrics.errors[reason].inc();
     if (!this.#responseStarted) endpoint.recordFailure(); // a 5xx was counted in onHeaders
     if (this.#responseStarted) {

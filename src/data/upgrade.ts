@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { trackedConnection, type ConnTracker } from './conn-tracker.js';
-import { ProxyExchange, Routed, type ForwardContext } from './forward.js';
+import { classifyUpstreamError, ProxyExchange, Routed, type ForwardContext } from './forward.js';
 import { stripHopByHop } from './hop-by-hop.js';
 import { writeProxyError } from './proxy-error.js';
 import type {
@@ -226,7 +226,7 @@ export class UpgradeRelay {
     upstream.once('error', (err: Error & { code?: string }) => {
       if (settled) return;
       endHandshake();
-      const reason: UpstreamErrorReason = timedOut ? 'timeout' : classify(err);
+      const reason: UpstreamErrorReason = timedOut ? 'timeout' : classifyUpstreamError(err);
       pool.metrics.errors[reason].inc();
       this.#ctx.upstreamErrorLog.record(
         { err, pool: pool.name, endpoint: endpoint.url, reason, websocket: true },
@@ -363,20 +363,6 @@ function webSocketUrl(origin: string, path: string): string {
   return origin.startsWith('https:')
     ? `wss:${origin.slice('https:'.length)}${path}`
     : `ws:${origin.slice('http:'.length)}${path}`;
-}
-
-function classify(err: Error & { code?: string }): UpstreamErrorReason {
-  switch (err.code) {
-    case 'ECONNREFUSED':
-      return 'refused';
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return 'reset';
-    case 'ETIMEDOUT':
-      return 'timeout';
-    default:
-      return 'other';
-  }
 }
 
 /**

@@ -7,7 +7,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fail } from '../../src/errors.js';
 import type { ControlStore } from '../../src/control/control-store.js';
-import { MemoryControlStore } from '../../src/control/memory-store.js';
 import { RedisControlStore } from '../../src/control/redis-store.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { CommandMeta, HistoryEntry } from '../../src/table/types.js';
@@ -19,6 +18,7 @@ import {
   SEED_POOLS,
   type ContractFactory,
   type ContractWorld,
+  memoryStoreFactory,
 } from './control-store-contract.js';
 
 const ADMIN: CommandMeta = { actor: 'admin', source: 'admin' };
@@ -204,13 +204,7 @@ function auditContract(name: string, factory: ContractFactory): void {
   });
 }
 
-auditContract('memory', async () => {
-  const store: MemoryControlStore = new MemoryControlStore({
-    appliedRevision: () => store.current()?.revision ?? 0,
-  });
-  await store.start();
-  return { store, close: () => store.close() };
-});
+auditContract('memory', memoryStoreFactory);
 
 let redis: RedisServerHandle;
 beforeAll(async () => {

@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { fail, isSwitchyardError } from '../../src/errors.js';
 import type { ControlStore, SeedPools } from '../../src/control/control-store.js';
+import { MemoryControlStore } from '../../src/control/memory-store.js';
 import { RedisControlStore } from '../../src/control/redis-store.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { CommandMeta, RoutingTable } from '../../src/table/types.js';
@@ -37,6 +38,15 @@ export async function codeOf(promise: Promise<unknown>): Promise<string> {
   }
   throw new Error('expected a rejection');
 }
+
+/** A factory of MemoryControlStores that follow their own revisions (one replica). */
+export const memoryStoreFactory: ContractFactory = async () => {
+  const store: MemoryControlStore = new MemoryControlStore({
+    appliedRevision: () => store.current()?.revision ?? 0,
+  });
+  await store.start();
+  return { store, close: () => store.close() };
+};
 
 /**
  * A factory of RedisControlStores on the server `url()` names (read when a test opens a store,
