@@ -20,11 +20,12 @@ import { opsRoutes } from './routes/ops.js';
 import { stateRoutes } from './routes/state.js';
 import { trafficRoutes } from './routes/traffic.js';
 
-/** The configuration slice the admin server reads. */
+/** The configuration slice the admin server reads (`namespace`: shown by GET /v1/state with Redis). */
 export type AdminServerOptions = Pick<
   Config,
   'adminListen' | 'adminToken' | 'metricsAuth' | 'buildSha'
->;
+> &
+  Partial<Pick<Config, 'namespace'>>;
 
 /** What the admin server uses; all created and closed by its owner. */
 export interface AdminDeps {
@@ -59,7 +60,7 @@ export class AdminServer {
       options.adminToken === undefined ? null : createTokenCheck(options.adminToken);
     let openApi: Record<string, unknown> | null = null;
     const routes: Route[] = [
-      ...stateRoutes(deps, options.buildSha),
+      ...stateRoutes(deps, options.buildSha, options.namespace),
       ...changeRoutes(deps, this.#log),
       ...auditRoutes(deps),
       ...trafficRoutes(deps),
