@@ -47,7 +47,12 @@ export function parseCommandArgs(spec: CommandSpec, args: readonly string[]): Pa
     if (token.kind !== 'option') continue;
     const option = known.find((o) => o.name === token.name);
     if (option === undefined) throw new UsageError(unknownOption(spec, token.rawName, token.name));
-    if (option.type === 'string' && token.value === undefined) {
+    if (
+      option.type === 'string' &&
+      (token.value === undefined || (token.inlineValue === false && token.value.startsWith('-')))
+    ) {
+      // `--token --json`: the next word is an option, not the value it needs (a value starting
+      // with `-` is given as `--token=-VALUE`).
       throw new UsageError(
         `${token.rawName} needs a value (${token.rawName} ${option.value ?? 'VALUE'})`,
       );
@@ -69,8 +74,8 @@ export function parseCommandArgs(spec: CommandSpec, args: readonly string[]): Pa
     });
     return { values, positionals };
   } catch (err) {
-    // What the lenient pass cannot see, e.g. `--token --json` (a value that looks like an option).
-    throw new UsageError((err as Error).message);
+    // Whatever the lenient pass let through; parseArgs' message can span lines.
+    throw new UsageError((err as Error).message.replace(/\s*\n\s*/g, ' '));
   }
 }
 

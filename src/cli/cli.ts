@@ -259,9 +259,21 @@ async function execute(
     pools: readonly string[] = [],
   ): Promise<number> => {
     if (answer.status >= 400) return refused(answer, pools);
-    io.stdout.write(
-      json ? `${JSON.stringify(answer.body, null, 2)}\n` : human(answer.body as never),
-    );
+    if (json) {
+      io.stdout.write(`${JSON.stringify(answer.body, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    let text: string;
+    try {
+      text = human(answer.body as never);
+    } catch {
+      // A 200 from something else than the admin API (see status below).
+      io.stderr.write(
+        `switchyard: the answer was not a switchyard admin API's: is --admin the admin API address (default ${DEFAULT_ADMIN_URL}) and not the proxy's?\n`,
+      );
+      return EXIT_REFUSED;
+    }
+    io.stdout.write(text);
     return EXIT_OK;
   };
 

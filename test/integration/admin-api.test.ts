@@ -138,6 +138,11 @@ describe('admin API: reads', () => {
       appliedRevision: 1,
       store: { kind: 'memory', up: true, newestRevision: 1 },
       build: 'abc1234',
+      health: {
+        blue: { healthy: 1, total: 1 },
+        green: { healthy: 1, total: 1 },
+        canary: { healthy: 1, total: 1 },
+      },
     });
     expect(answer.body.table.weights).toEqual({ blue: 10000, green: 0, canary: 0 });
   });

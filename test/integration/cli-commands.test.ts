@@ -130,7 +130,9 @@ describe('switchyard CLI (real binary)', () => {
     const run = await cli(['status', '--admin', t.adminUrl]);
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(run.stdout).toMatch(/^revision 1 \(applied here: 1\), store memory up/);
-    expect(run.stdout).toMatch(/POOL\s+VERSION\s+WEIGHT\s+OBSERVED \(60s\)\s+REQUESTS\s+ENDPOINTS/);
+    expect(run.stdout).toMatch(
+      /POOL\s+VERSION\s+WEIGHT\s+OBSERVED \(60s\)\s+REQUESTS\s+HEALTHY\s+ENDPOINTS/,
+    );
     expect(run.stdout).toMatch(new RegExp(`blue\\s+${BLUE}\\s+100\\.00%`));
     expect(run.stdout).toMatch(new RegExp(`canary\\s+${CANARY}\\s+0\\.00%`));
 
