@@ -11,4 +11,6 @@ export interface ProxyView {
   trafficSnapshot(windowMs: number): Record<string, number>;
   /** Healthy and total endpoints of `pool` (both 0 for a pool the proxy does not know). */
   poolHealth(pool: string): { healthy: number; total: number };
+  /** Each endpoint of `pool` with its health; optional so small test views can leave it out. */
+  endpointHealth?(pool: string): { url: string; healthy: boolean }[];
 }

@@ -115,7 +115,17 @@ export const stateSchema = z.object({
   }),
   build: z.string().describe('Build identifier (git SHA)'),
   health: z
-    .record(z.string(), z.object({ healthy: z.int(), total: z.int() }))
+    .record(
+      z.string(),
+      z.object({
+        healthy: z.int(),
+        total: z.int(),
+        endpoints: z
+          .array(z.object({ url: z.string(), healthy: z.boolean() }))
+          .optional()
+          .describe('Each endpoint of the pool, in table order'),
+      }),
+    )
     .describe(
       'Per pool of the table: endpoints this replica routes to (active checks and passive ejection) and all its endpoints',
     ),

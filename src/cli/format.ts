@@ -7,6 +7,8 @@ import type { HistoryEntry, RoutingTable } from '../table/types.js';
 export interface PoolHealth {
   healthy: number;
   total: number;
+  /** Each endpoint with its health (absent from older servers). */
+  endpoints?: { url: string; healthy: boolean }[];
 }
 
 /** The answer of GET /v1/state (`namespace` and `health` are absent from older servers). */
@@ -124,13 +126,18 @@ export function formatStatus(
       observed,
       String(seen?.requests ?? 0),
       health === undefined ? '?' : `${health.healthy}/${health.total}`,
-      pool.endpoints.join(', '),
+      pool.endpoints.map((url) => (isDown(health, url) ? `${url} (down)` : url)).join(', '),
     ]);
   }
   lines.push(columns(rows), '');
   lines.push(observedNote(table, traffic, windowS, sinceChange));
   lines.push(...warnings);
   return `${lines.join('\n')}\n`;
+}
+
+/** True when the server says `url` is out of rotation (health checks or passive ejection). */
+function isDown(health: PoolHealth | undefined, url: string): boolean {
+  return health?.endpoints?.some((e) => e.url === url && !e.healthy) ?? false;
 }
 
 /** What the OBSERVED column covers, and whether it still mixes in the previous table. */

@@ -179,6 +179,12 @@ export class HealthChecker {
     return { healthy, total: eps.length };
   }
 
+  /** Each endpoint of `pool` in the current snapshot, in table order, with its health. */
+  endpointHealth(pool: string): { url: string; healthy: boolean }[] {
+    const eps = this.#snapshot?.pools.get(pool)?.endpoints ?? [];
+    return eps.map((ep) => ({ url: ep.url, healthy: ep.healthy }));
+  }
+
   /** Stops every check and ejection timer and aborts checks in flight. Idempotent. */
   close(): void {
     this.#closed = true;

@@ -20,9 +20,17 @@ export function stateRoutes(deps: AdminDeps, buildSha: string, namespace?: strin
       handle: () => {
         const table = deps.store.current();
         const store = deps.store.status();
-        const health: Record<string, { healthy: number; total: number }> = {};
-        for (const pool of Object.keys(table?.pools ?? {}))
-          health[pool] = deps.proxy.poolHealth(pool);
+        const health: Record<
+          string,
+          { healthy: number; total: number; endpoints?: { url: string; healthy: boolean }[] }
+        > = {};
+        for (const pool of Object.keys(table?.pools ?? {})) {
+          const endpoints = deps.proxy.endpointHealth?.(pool);
+          health[pool] = {
+            ...deps.proxy.poolHealth(pool),
+            ...(endpoints === undefined ? {} : { endpoints }),
+          };
+        }
         return Promise.resolve({
           status: 200,
           json: {
