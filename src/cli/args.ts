@@ -5,7 +5,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isPoolName } from '../table/validate.js';
-import { COMMANDS, optionsOf, type CommandSpec } from './commands.js';
+import { hasUserinfo, redactUserinfo } from './admin-client.js';
+import { COMMANDS, DEFAULT_ADMIN_URL, optionsOf, type CommandSpec } from './commands.js';
 import { closest } from './suggest.js';
 
 /** A usage error: printed with the command's usage line, exit code 2. */
@@ -127,4 +128,42 @@ export function parsePercent(raw: string, what: string): number {
 /** The value of a string option, or undefined. */
 export function str(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * The admin URL may carry a path prefix (an admin API behind a reverse proxy) but no query or
+ * fragment: the API paths and their query strings are appended to it. `source` is how the user
+ * gave it (`--admin` or `SWITCHYARD_ADMIN_URL`). No message echoes a `user:password`: credentials
+ * are refused on the text before it is parsed (an unparsable URL such as one with port 99999 would
+ * otherwise be echoed whole), and every echoed URL is redacted besides.
+ */
+export function checkAdminUrl(url: string, source: string): void {
+  if (hasUserinfo(url)) {
+    // The admin API takes a bearer token; the URL (and its secret) is not echoed back.
+    throw new UsageError(
+      `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
+    );
+  }
+  const shown = JSON.stringify(redactUserinfo(url));
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`${source}: ${shown} is not a URL (e.g. ${DEFAULT_ADMIN_URL})`);
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    // hasUserinfo should have caught it; never echo the URL if the parser found one anyway.
+    throw new UsageError(
+      `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
+    );
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new UsageError(`${source}: ${shown} must be an http:// or https:// URL`);
+  }
+  // Checked on the text too: URL drops an empty `?` or `#`, which would still be a typo.
+  if (parsed.search !== '' || parsed.hash !== '' || /[?#]/.test(url)) {
+    throw new UsageError(
+      `${source}: ${shown} must not have a query or fragment (a path prefix is fine, e.g. http://host:9090/switchyard)`,
+    );
+  }
 }

@@ -7,14 +7,9 @@ import type { ReplicaInfo } from '../control/control-store.js';
 import { bearerTokenProblem } from '../lib/bearer-token.js';
 import type { HistoryEntry, RoutingTable } from '../table/types.js';
 import { actorProblem, defaultActor } from './actor.js';
+import { AdminClient, AdminUnreachableError, type AdminAnswer } from './admin-client.js';
 import {
-  AdminClient,
-  AdminUnreachableError,
-  hasUserinfo,
-  redactUserinfo,
-  type AdminAnswer,
-} from './admin-client.js';
-import {
+  checkAdminUrl,
   checkPoolName,
   parseCommandArgs,
   parsePercent,
@@ -29,9 +24,7 @@ import {
   DEFAULT_ADMIN_URL,
   generalHelp,
   usageLine,
-  type CommandSpec,
 } from './commands.js';
-import { COMPLETION_SHELLS, completionScript } from './completion.js';
 import {
   formatChange,
   formatHistory,
@@ -39,14 +32,9 @@ import {
   formatStatus,
   isStateAnswer,
 } from './format.js';
+import { runLocal } from './local-commands.js';
 import { describeRefusal, type RefusalContext } from './refusal.js';
 import { didYouMean } from './suggest.js';
-import { packageVersion } from './version.js';
-
-/** The commands runCli handles (main.ts runs `proxy` and `reference-server` itself). */
-export const CLI_COMMANDS: readonly string[] = COMMANDS.filter((c) => c.kind !== 'server').map(
-  (c) => c.name,
-);
 
 /** Exit codes (SPEC §1). */
 export const EXIT_OK = 0;
@@ -179,49 +167,6 @@ export async function runCli(
     throw err;
   } finally {
     await client.close();
-  }
-}
-
-/** `version`, `help` and `completion`: no admin API involved. */
-function runLocal(spec: CommandSpec, positionals: readonly string[], io: CliIo): number {
-  switch (spec.name) {
-    case 'version':
-      expectArgs(positionals, 0, 'version takes no arguments');
-      io.stdout.write(`switchyard ${packageVersion()}\n`);
-      return EXIT_OK;
-    case 'help': {
-      if (positionals.length === 0) {
-        io.stdout.write(CLI_USAGE);
-        return EXIT_OK;
-      }
-      expectArgs(positionals, 1, 'help takes at most one COMMAND');
-      const name = positionals[0] as string;
-      const about = commandSpec(name);
-      if (about === undefined) {
-        throw new UsageError(
-          `unknown command ${JSON.stringify(name)}${didYouMean(
-            name,
-            COMMANDS.map((c) => c.name),
-          )}`,
-        );
-      }
-      io.stdout.write(commandHelp(about));
-      return EXIT_OK;
-    }
-    case 'completion': {
-      expectArgs(positionals, 1, `completion needs a shell: ${COMPLETION_SHELLS.join(' or ')}`);
-      const shell = positionals[0] as string;
-      const script = completionScript(shell);
-      if (script === undefined) {
-        throw new UsageError(
-          `no completion for ${JSON.stringify(shell)}: ${COMPLETION_SHELLS.join(' or ')}${didYouMean(shell, COMPLETION_SHELLS)}`,
-        );
-      }
-      io.stdout.write(script);
-      return EXIT_OK;
-    }
-    default:
-      throw new Error(`runLocal: ${spec.name} is not a local command`);
   }
 }
 
@@ -422,44 +367,6 @@ function waitQuery(values: Values): string {
     return '';
   }
   return `?wait=all${timeout === undefined ? '' : `&timeout=${encodeURIComponent(timeout)}`}`;
-}
-
-/**
- * The admin URL may carry a path prefix (an admin API behind a reverse proxy) but no query or
- * fragment: the API paths and their query strings are appended to it. `source` is how the user
- * gave it (`--admin` or `SWITCHYARD_ADMIN_URL`). No message echoes a `user:password`: credentials
- * are refused on the text before it is parsed (an unparsable URL such as one with port 99999 would
- * otherwise be echoed whole), and every echoed URL is redacted besides.
- */
-function checkAdminUrl(url: string, source: string): void {
-  if (hasUserinfo(url)) {
-    // The admin API takes a bearer token; the URL (and its secret) is not echoed back.
-    throw new UsageError(
-      `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
-    );
-  }
-  const shown = JSON.stringify(redactUserinfo(url));
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`${source}: ${shown} is not a URL (e.g. ${DEFAULT_ADMIN_URL})`);
-  }
-  if (parsed.username !== '' || parsed.password !== '') {
-    // hasUserinfo should have caught it; never echo the URL if the parser found one anyway.
-    throw new UsageError(
-      `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
-    );
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new UsageError(`${source}: ${shown} must be an http:// or https:// URL`);
-  }
-  // Checked on the text too: URL drops an empty `?` or `#`, which would still be a typo.
-  if (parsed.search !== '' || parsed.hash !== '' || /[?#]/.test(url)) {
-    throw new UsageError(
-      `${source}: ${shown} must not have a query or fragment (a path prefix is fine, e.g. http://host:9090/switchyard)`,
-    );
-  }
 }
 
 function expectArgs(positionals: readonly string[], count: number, message: string): void {

@@ -87,8 +87,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'proxy',
     synopsis: '[--config FILE] [flags]',
-    summary: 'run the proxy (no config file, Redis or pools: the demo)',
-    description: 'Every flag: `switchyard proxy --help`.',
+    summary: 'run the proxy (or the demo); flags: `switchyard proxy --help`',
+    description:
+      'With no config file, no Redis and no pools it runs the demo. Every flag: `switchyard proxy --help`.',
     kind: 'server',
     options: [],
     examples: ['switchyard proxy', 'switchyard proxy --config switchyard.yaml'],
@@ -96,7 +97,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   {
     name: 'reference-server',
     synopsis: '[--listen HOST:PORT] [--pool NAME] [--version SHA]',
-    summary: 'run the small reference upstream (demo, tests, bench)',
+    summary: "the demo's upstream: `switchyard reference-server --help`",
     description: 'Every flag: `switchyard reference-server --help`.',
     kind: 'server',
     options: [],
