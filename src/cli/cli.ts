@@ -32,6 +32,7 @@ import {
   formatStatus,
   isStateAnswer,
 } from './format.js';
+import { POOLS_COMMAND } from './completion.js';
 import { runLocal } from './local-commands.js';
 import { describeRefusal, type RefusalContext } from './refusal.js';
 import { didYouMean } from './suggest.js';
@@ -85,6 +86,7 @@ export async function runCli(
   io: CliIo,
 ): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === POOLS_COMMAND) return completePools(rest, env, io);
   const spec = command === undefined ? undefined : commandSpec(command);
   if (command === undefined || spec === undefined || spec.kind === 'server') {
     io.stderr.write(command === undefined ? CLI_USAGE : unknownCommandMessage(command));
@@ -168,6 +170,53 @@ export async function runCli(
   } finally {
     await client.close();
   }
+}
+
+/**
+ * `switchyard __pools WORDS...` (for the completion scripts): the pool names of the table, one
+ * per line, from the admin API that --admin and --token among WORDS (the command line being
+ * completed) or the environment point at. Silent and exit 0 whatever goes wrong: a TAB key must
+ * never print errors into the middle of a command line.
+ */
+async function completePools(
+  words: readonly string[],
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+): Promise<number> {
+  const flag = (name: string): string | undefined => {
+    let value: string | undefined;
+    words.forEach((word, i) => {
+      if (word === `--${name}`) value = words[i + 1];
+      else if (word.startsWith(`--${name}=`)) value = word.slice(name.length + 3);
+    });
+    return value;
+  };
+  const baseUrl = flag('admin') ?? nonEmpty(env.SWITCHYARD_ADMIN_URL) ?? DEFAULT_ADMIN_URL;
+  const token = flag('token') ?? nonEmpty(env.SWITCHYARD_ADMIN_TOKEN);
+  let client: AdminClient;
+  try {
+    checkAdminUrl(baseUrl, '--admin');
+    if (token !== undefined && bearerTokenProblem(token) !== null) return EXIT_OK;
+    client = new AdminClient({ baseUrl, token, timeoutMs: 2_000 });
+  } catch {
+    return EXIT_OK;
+  }
+  try {
+    const state = await client.call('GET', '/v1/state');
+    const pools = isStateAnswer(state.body) ? state.body.table?.pools : undefined;
+    if (state.status === 200 && pools !== undefined) {
+      io.stdout.write(
+        Object.keys(pools)
+          .map((name) => `${name}\n`)
+          .join(''),
+      );
+    }
+  } catch {
+    // Unreachable: nothing to complete.
+  } finally {
+    await client.close();
+  }
+  return EXIT_OK;
 }
 
 /** The actor of a change: --actor, SWITCHYARD_ACTOR, else user@host. */

@@ -1,6 +1,7 @@
 /**
  * `switchyard completion bash|zsh`: shell completion scripts generated from the command table
- * (commands, their options, and the values of `completion`, `help` and `--config`). The proxy's
+ * (commands, their options, and the values of `completion`, `help` and `--config`), plus pool
+ * names, which the scripts ask the admin API for through the hidden `switchyard __pools`. The proxy's
  * and the reference server's flags are read from their own help texts, which are generated from
  * the settings they parse, so a new flag is completed without touching this file.
  */
@@ -61,17 +62,28 @@ function argumentWords(spec: CommandSpec): string[] {
 function valueFlags(): string[] {
   const set = new Set<string>();
   for (const spec of COMMANDS) for (const f of flagsOf(spec)) if (f.takesValue) set.add(f.flag);
+  // Handled before the list: files, and pool names (canary --pool).
   set.delete('--config');
+  set.delete('--pool');
   return [...set].sort();
 }
 
 const TOP_LEVEL_FLAGS = ['--help', '--version'];
 
+/** Commands whose argument is an existing pool name (completed from the admin API). */
+const POOL_ARGUMENT = ['switch', 'remove-pool', 'set-pool'];
+
+/** The hidden command the scripts call for pool names. */
+export const POOLS_COMMAND = '__pools';
+
 /** The bash script. */
 function bashScript(): string {
   const cases = COMMANDS.map((spec) => {
     const words = [...argumentWords(spec), ...flagsOf(spec).map((f) => f.flag)];
-    return `    ${spec.name}) words="${words.join(' ')}" ;;`;
+    const pools = POOL_ARGUMENT.includes(spec.name)
+      ? ' if [[ $cur != -* ]]; then words="$(_switchyard_pools)"; fi;'
+      : '';
+    return `    ${spec.name}) words="${words.join(' ')}";${pools} ;;`;
   });
   return `# bash completion for switchyard, printed by \`switchyard completion bash\`.
 # This shell: source <(switchyard completion bash)
@@ -79,6 +91,13 @@ function bashScript(): string {
 # (Word splitting of compgen's output is intended: no command, option or shell name has a space;
 # bash 3.2, as on macOS, has no mapfile.)
 # shellcheck disable=SC2207
+# Pool names come from the admin API the command line points at (--admin, --token, or the
+# SWITCHYARD_ADMIN_* variables), through \`switchyard __pools\`; nothing when it cannot be reached.
+_switchyard_pools() {
+  local line
+  read -ra line <<< "$COMP_LINE"
+  "\${line[0]}" __pools "\${line[@]:1}" 2>/dev/null
+}
 _switchyard() {
   local cur prev words
   cur=\${COMP_WORDS[COMP_CWORD]}
@@ -89,6 +108,11 @@ _switchyard() {
   else
     case "$prev" in
       --config) COMPREPLY=($(compgen -f -- "$cur")); return 0 ;;
+      --pool)
+        if [[ \${COMP_WORDS[1]} == canary ]]; then
+          COMPREPLY=($(compgen -W "$(_switchyard_pools)" -- "$cur"))
+        fi
+        return 0 ;;
       ${valueFlags().join('|')}) return 0 ;;
     esac
     case "\${COMP_WORDS[1]}" in
@@ -120,14 +144,20 @@ function zshScript(): string {
       ...argumentWords(spec).map((w) => described(w, '')),
       ...flagsOf(spec).map((f) => described(f.flag, f.help)),
     ];
-    return `    ${spec.name}) opts=(${words.join(' ')}) ;;`;
+    const pools = POOL_ARGUMENT.includes(spec.name) ? ' pools=1;' : '';
+    return `    ${spec.name}) opts=(${words.join(' ')});${pools} ;;`;
   });
   return `#compdef switchyard
 # zsh completion for switchyard, printed by \`switchyard completion zsh\`.
 # This shell: source <(switchyard completion zsh)
 # Every shell: switchyard completion zsh > ~/.zfunc/_switchyard (with ~/.zfunc in $fpath)
+# Pool names from the admin API the command line points at (see the bash script).
+_switchyard_pools() {
+  \${words[1]} __pools \${words[2,-1]} 2>/dev/null
+}
 _switchyard() {
   local -a commands opts
+  local pools
   if (( CURRENT == 2 )); then
     commands=(
 ${commands.join('\n')}
@@ -138,12 +168,17 @@ ${commands.join('\n')}
   fi
   case \${words[CURRENT-1]} in
     --config) _files; return ;;
+    --pool) [[ \${words[2]} == canary ]] && compadd -- $(_switchyard_pools); return ;;
     ${valueFlags().join('|')}) return ;;
   esac
   case \${words[2]} in
 ${cases.join('\n')}
     *) return ;;
   esac
+  if [[ -n $pools && \${words[CURRENT]} != -* ]]; then
+    compadd -- $(_switchyard_pools)
+    return
+  fi
   _describe -t options 'switchyard option' opts
 }
 if [[ \${funcstack[1]} == _switchyard ]]; then

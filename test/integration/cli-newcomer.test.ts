@@ -495,6 +495,31 @@ describe('issue 11: actor header and shell completion', () => {
     expect(await complete('status', '--admin', '')).toBe('');
   });
 
+  it('completion completes pool names from the admin API the command line points at', async () => {
+    const t = await world({ adminToken: TOKEN });
+    const file = await tempFile('switchyard.bash', (await cli(['completion', 'bash'])).stdout);
+    // The script runs the command as typed (here a wrapper, as `switchyard` on PATH would be).
+    const wrapper = await tempFile(
+      'switchyard',
+      `#!/bin/sh\nexec "${process.execPath}" "${MAIN}" "$@"\n`,
+    );
+    await run('chmod', ['+x', wrapper]);
+    const complete = async (...words: string[]): Promise<string> => {
+      const program = `source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; _switchyard; echo "\${COMPREPLY[*]}"`;
+      return (await run('bash', ['-c', program, 'bash', file, wrapper, ...words])).stdout.trim();
+    };
+    const auth = ['--admin', t.adminUrl, '--token', TOKEN];
+    expect(await complete('switch', ...auth, 'g')).toBe('green');
+    expect(await complete('remove-pool', ...auth, '')).toBe('blue green canary');
+    expect(await complete('canary', '5', ...auth, '--pool', 'c')).toBe('canary');
+    expect(await complete('switch', ...auth, '--f')).toBe('--force');
+    // Unreachable or refused: nothing, and nothing printed.
+    expect(await complete('switch', '--admin', t.adminUrl, 'g')).toBe('');
+    const port = await closedPort();
+    const silent = await cli(['__pools', 'switch', '--admin', `http://127.0.0.1:${port}`]);
+    expect(silent).toEqual({ code: 0, stdout: '', stderr: '' });
+  });
+
   it('completion zsh passes zsh -n and registers _switchyard (when zsh is installed)', async () => {
     const script = await cli(['completion', 'zsh']);
     expect(script.code).toBe(0);
