@@ -242,7 +242,8 @@ export const COMMANDS: readonly CommandSpec[] = [
     synopsis: 'bash|zsh',
     summary: 'print a shell completion script',
     description:
-      'Completes commands, options and the values of a few of them. Load it in the current ' +
+      'Completes commands, options, and pool names (read from the admin API that the line ' +
+      'or SWITCHYARD_ADMIN_URL points at). Load it in the current ' +
       'shell with `source <(switchyard completion bash)` (or zsh), or save it where your shell ' +
       'loads completions from: bash: ~/.local/share/bash-completion/completions/switchyard; ' +
       'zsh: a file named _switchyard in a directory of $fpath.',
