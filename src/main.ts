@@ -4,7 +4,7 @@
  * process.exit or listens to process signals.
  */
 import { createApp, type App } from './app.js';
-import { runCli, CLI_COMMANDS } from './cli/cli.js';
+import { CLI_USAGE, runCli } from './cli/cli.js';
 import { ConfigError, loadConfig, settingsHelp } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { demoCheatSheet, demoPoolFlags, startDemoUpstreams, type DemoUpstreams } from './demo.js';
@@ -12,17 +12,6 @@ import {
   REFERENCE_SERVER_USAGE,
   runReferenceServerCli,
 } from './reference-server/reference-server.js';
-
-const USAGE = `usage: switchyard <command> [options]
-
-  proxy [--config FILE] [flags]     run the proxy (no config file, Redis or pools: the demo);
-                                    every flag: \`switchyard proxy --help\`
-  reference-server [--listen H:P] [--pool NAME] [--version SHA]
-                                    run the small reference upstream (\`--help\` for more)
-  status | canary PERCENT | weights POOL=PERCENT... | switch POOL | rollback |
-  set-pool POOL --version SHA --endpoint URL... | history | replicas
-                                    operator commands (see \`switchyard status --help\`)
-`;
 
 const PROXY_USAGE_HEAD = `usage: switchyard proxy [--config FILE] [flags]
 
@@ -185,24 +174,22 @@ async function main(argv: string[]): Promise<void> {
     process.on('SIGINT', stop);
     return;
   }
-  if (command !== undefined && CLI_COMMANDS.includes(command)) {
-    const code = await runCli(argv, process.env, {
-      stdout: process.stdout,
-      stderr: process.stderr,
-    });
-    process.exit(code);
-  }
-  if (command === 'help' || command === '--help' || command === '-h') {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
   if (command === undefined) {
     // A usage error like any other: the text goes to stderr, stdout stays clean for scripts.
-    process.stderr.write(USAGE);
+    process.stderr.write(CLI_USAGE);
     process.exit(2);
   }
-  process.stderr.write(`switchyard: unknown command "${command}"\n${USAGE}`);
-  process.exit(2);
+  // `help proxy` and `help reference-server` are those commands' own --help.
+  if (command === 'help' && (rest[0] === 'proxy' || rest[0] === 'reference-server')) {
+    return main([rest[0], '--help']);
+  }
+  const top: Record<string, string> = { '--help': 'help', '-h': 'help', '--version': 'version' };
+  const code = await runCli(
+    [Object.hasOwn(top, command) ? (top[command] as string) : command, ...rest],
+    process.env,
+    { stdout: process.stdout, stderr: process.stderr },
+  );
+  process.exit(code);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -21,12 +21,12 @@ import { opsRoutes } from './routes/ops.js';
 import { stateRoutes } from './routes/state.js';
 import { trafficRoutes } from './routes/traffic.js';
 
-/** The configuration slice the admin server reads. */
+/** The configuration slice the admin server reads (`namespace`: shown by GET /v1/state with Redis). */
 export type AdminServerOptions = Pick<
   Config,
   'adminListen' | 'adminToken' | 'metricsAuth' | 'buildSha'
 > &
-  Partial<Pick<Config, 'adminAllowedHosts'>>;
+  Partial<Pick<Config, 'adminAllowedHosts' | 'namespace'>>;
 
 type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -58,7 +58,7 @@ export class AdminServer {
     });
     let openApi: Record<string, unknown> | null = null;
     const routes: Route[] = [
-      ...stateRoutes(deps, options.buildSha),
+      ...stateRoutes(deps, options.buildSha, options.namespace),
       ...changeRoutes(deps, this.#log, () =>
         listening([
           ['proxy', () => deps.proxy.address()],

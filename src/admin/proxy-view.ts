@@ -20,4 +20,8 @@ export interface ProxyView {
   ): Promise<{ healthy: number; total: number; unchecked: number }>;
   /** The proxy listener's bound address. */
   address(): { host: string; port: number };
+  /** Healthy and total endpoints of `pool` (both 0 for a pool the proxy does not know). */
+  poolHealth(pool: string): { healthy: number; total: number };
+  /** Each endpoint of `pool` with its health; optional so small test views can leave it out. */
+  endpointHealth?(pool: string): { url: string; healthy: boolean }[];
 }

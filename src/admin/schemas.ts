@@ -108,8 +108,27 @@ export const stateSchema = z.object({
     kind: z.enum(['memory', 'redis']),
     up: z.boolean(),
     newestRevision: z.int(),
+    namespace: z
+      .string()
+      .optional()
+      .describe('With Redis: the namespace this replica follows (its keys are switchyard:{NS}:*)'),
   }),
   build: z.string().describe('Build identifier (git SHA)'),
+  health: z
+    .record(
+      z.string(),
+      z.object({
+        healthy: z.int(),
+        total: z.int(),
+        endpoints: z
+          .array(z.object({ url: z.string(), healthy: z.boolean() }))
+          .optional()
+          .describe('Each endpoint of the pool, in table order'),
+      }),
+    )
+    .describe(
+      'Per pool of the table: endpoints this replica routes to (active checks and passive ejection) and all its endpoints',
+    ),
 });
 
 /** GET /v1/history. */
@@ -158,6 +177,9 @@ export const trafficSchema = z.object({
         .describe('Enough samples and the configured share is outside the interval'),
     }),
   ),
+  generatedAt: z
+    .string()
+    .describe("End of the window (server time, ISO 8601); compare with the table's updatedAt"),
 });
 
 /** GET /healthz. */

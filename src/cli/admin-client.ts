@@ -1,8 +1,9 @@
 /**
  * The CLI's HTTP client of the admin API: one undici Agent per run, bearer token, `cli` source
- * header, and a clear split between "the server said no" and "the server could not be reached".
+ * header, the actor header on changes, and a clear split between "the server said no" and "the server could not be reached".
  */
 import { Agent, request } from 'undici';
+import { ACTOR_HEADER } from './actor.js';
 
 /** The server answered (any status). */
 export interface AdminAnswer {
@@ -85,6 +86,8 @@ export interface AdminClientOptions {
   readonly token?: string | undefined;
   /** How long to wait for an answer (ms). */
   readonly timeoutMs: number;
+  /** Who makes the changes (audit log): sent as `x-switchyard-actor` on every non-GET call. */
+  readonly actor?: string | undefined;
 }
 
 /** A short-lived client: call close() when done so no socket keeps the process alive. */
@@ -111,6 +114,9 @@ export class AdminClient {
     if (this.#options.token !== undefined) headers.authorization = `Bearer ${this.#options.token}`;
     // Every change says JSON, a bodyless one too: the admin API refuses changes without it (415).
     if (method !== 'GET') headers['content-type'] = 'application/json';
+    if (method !== 'GET' && this.#options.actor !== undefined) {
+      headers[ACTOR_HEADER] = this.#options.actor;
+    }
     try {
       const res = await request(url, {
         method,

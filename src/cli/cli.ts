@@ -2,37 +2,40 @@
  * The operator CLI (SPEC §1): a client of the admin API, nothing more. Exit codes: 0 done,
  * 1 refused by the server (any 4xx/5xx), 2 usage error, 3 admin API unreachable.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { TrafficReport } from '../admin/traffic-report.js';
 import type { ReplicaInfo } from '../control/control-store.js';
 import { bearerTokenProblem } from '../lib/bearer-token.js';
 import type { HistoryEntry, RoutingTable } from '../table/types.js';
+import { actorProblem, defaultActor } from './actor.js';
+import { AdminClient, AdminUnreachableError, type AdminAnswer } from './admin-client.js';
 import {
-  AdminClient,
-  AdminUnreachableError,
-  hasUserinfo,
-  redactUserinfo,
-  type AdminAnswer,
-} from './admin-client.js';
+  checkAdminUrl,
+  checkPoolName,
+  parseCommandArgs,
+  parsePercent,
+  str,
+  UsageError,
+  type Values,
+} from './args.js';
+import {
+  COMMANDS,
+  commandHelp,
+  commandSpec,
+  DEFAULT_ADMIN_URL,
+  generalHelp,
+  usageLine,
+} from './commands.js';
 import {
   formatChange,
   formatHistory,
   formatReplicas,
   formatStatus,
-  type StateAnswer,
+  isStateAnswer,
 } from './format.js';
-
-/** The sub-commands runCli handles. */
-export const CLI_COMMANDS: readonly string[] = [
-  'status',
-  'canary',
-  'weights',
-  'switch',
-  'rollback',
-  'set-pool',
-  'history',
-  'replicas',
-];
+import { POOLS_COMMAND } from './completion.js';
+import { runLocal } from './local-commands.js';
+import { describeRefusal, type RefusalContext } from './refusal.js';
+import { didYouMean } from './suggest.js';
 
 /** Exit codes (SPEC §1). */
 export const EXIT_OK = 0;
@@ -46,78 +49,35 @@ export interface CliIo {
   readonly stderr: { write(text: string): unknown };
 }
 
-const DEFAULT_ADMIN_URL = 'http://127.0.0.1:9090';
 const DEFAULT_TIMEOUT_MS = 15_000;
 /** With --wait the server may hold the answer up to its own timeout (at most 120 s). */
 const WAIT_CLIENT_TIMEOUT_MS = 130_000;
 
-export const CLI_USAGE = `usage: switchyard <command> [arguments] [options]
+/** `switchyard --help`: every command and every option of the operator commands. */
+export const CLI_USAGE = generalHelp();
 
-commands:
-  status                               table, weights and observed traffic
-  canary PERCENT [--pool P]            give P (default canary) PERCENT; others keep their ratio
-  weights POOL=PERCENT...              set every weight (pools not named get 0)
-  switch POOL [--force]                all traffic to POOL (--force: even if it has no healthy endpoint)
-  rollback                             undo the most recent change not yet undone
-  set-pool POOL --version SHA --endpoint URL [--endpoint URL...]
-                                       create or update a pool
-  history [--limit N]                  audit log, newest first
-  replicas                             replicas and the revision each has applied
-
-options:
-  --admin URL       admin API, may end in a path prefix (env SWITCHYARD_ADMIN_URL,
-                    default ${DEFAULT_ADMIN_URL})
-  --token T         bearer token (env SWITCHYARD_ADMIN_TOKEN)
-  --json            print the server's answer as JSON
-  --wait            changes: answer once every live replica has applied the change
-  --timeout D       with --wait: how long (e.g. 5s; default 10s)
-  --expect-revision N   changes: refuse unless the table is at revision N
-
-exit codes: 0 done, 1 refused by the server, 2 usage error, 3 admin API unreachable
-`;
-
-class UsageError extends Error {}
-
-const COMMON_OPTIONS = {
-  admin: { type: 'string' },
-  token: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies ParseArgsConfig['options'];
-
-const CHANGE_OPTIONS = {
-  ...COMMON_OPTIONS,
-  wait: { type: 'boolean' },
-  timeout: { type: 'string' },
-  'expect-revision': { type: 'string' },
-} as const satisfies ParseArgsConfig['options'];
-
-const COMMAND_OPTIONS: Record<string, ParseArgsConfig['options']> = {
-  status: COMMON_OPTIONS,
-  history: { ...COMMON_OPTIONS, limit: { type: 'string' } },
-  replicas: COMMON_OPTIONS,
-  canary: { ...CHANGE_OPTIONS, pool: { type: 'string' } },
-  weights: CHANGE_OPTIONS,
-  switch: { ...CHANGE_OPTIONS, force: { type: 'boolean' } },
-  rollback: CHANGE_OPTIONS,
-  'set-pool': {
-    ...CHANGE_OPTIONS,
-    version: { type: 'string' },
-    endpoint: { type: 'string', multiple: true },
-  },
-};
-
-type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
-
-/** A request the command makes, and how to print a successful answer. */
+/** A request the command makes. */
 interface Plan {
   readonly method: 'PUT' | 'POST' | 'DELETE';
   readonly path: string;
   readonly body: Record<string, unknown>;
+  /** Pool names the command names (for the UNKNOWN_POOL hint). */
+  readonly pools: readonly string[];
+}
+
+/** The message of an unknown command, with a suggestion when one is close. */
+export function unknownCommandMessage(command: string): string {
+  if (command.startsWith('-')) {
+    return `switchyard: unknown option ${command}${didYouMean(command, ['--help', '--version'], false)}\noptions of a command come after it: switchyard COMMAND [options]; run 'switchyard --help'\n`;
+  }
+  return `switchyard: unknown command ${JSON.stringify(command)}${didYouMean(
+    command,
+    COMMANDS.map((c) => c.name),
+  )}\nrun 'switchyard --help' for the list of commands\n`;
 }
 
 /**
- * Runs one operator command. `argv` starts with the command name. Resolves with the exit code;
+ * Runs one command of the CLI. `argv` starts with the command name. Resolves with the exit code;
  * never throws for operational problems.
  */
 export async function runCli(
@@ -126,31 +86,44 @@ export async function runCli(
   io: CliIo,
 ): Promise<number> {
   const [command, ...rest] = argv;
-  const options = command === undefined ? undefined : COMMAND_OPTIONS[command];
-  if (command === undefined || options === undefined) {
-    io.stderr.write(`switchyard: unknown command ${JSON.stringify(command ?? '')}\n${CLI_USAGE}`);
+  if (command === POOLS_COMMAND) return completePools(rest, env, io);
+  const spec = command === undefined ? undefined : commandSpec(command);
+  if (command === undefined || spec === undefined || spec.kind === 'server') {
+    io.stderr.write(command === undefined ? CLI_USAGE : unknownCommandMessage(command));
     return EXIT_USAGE;
   }
+  const usageError = (message: string): number => {
+    io.stderr.write(
+      `switchyard ${spec.name}: ${message}\n${usageLine(spec)}\nrun 'switchyard ${spec.name} --help' for its options and examples\n`,
+    );
+    return EXIT_USAGE;
+  };
+
   let values: Values;
   let positionals: string[];
   try {
-    ({ values, positionals } = parseArgs({
-      args: [...rest],
-      options,
-      strict: true,
-      allowPositionals: true,
-    }));
+    ({ values, positionals } = parseCommandArgs(spec, rest));
   } catch (err) {
-    io.stderr.write(`switchyard ${command}: ${(err as Error).message}\n${CLI_USAGE}`);
-    return EXIT_USAGE;
+    if (err instanceof UsageError) return usageError(err.message);
+    throw err;
   }
   if (values.help === true) {
-    io.stdout.write(CLI_USAGE);
+    io.stdout.write(commandHelp(spec));
     return EXIT_OK;
+  }
+
+  if (spec.kind === 'local') {
+    try {
+      return runLocal(spec, positionals, io);
+    } catch (err) {
+      if (err instanceof UsageError) return usageError(err.message);
+      throw err;
+    }
   }
 
   let client: AdminClient;
   let query: string;
+  let tokenSource: RefusalContext['tokenSource'];
   try {
     const flagUrl = str(values.admin);
     const envUrl = nonEmpty(env.SWITCHYARD_ADMIN_URL);
@@ -160,33 +133,35 @@ export async function runCli(
       flagUrl === undefined && envUrl !== undefined ? 'SWITCHYARD_ADMIN_URL' : '--admin',
     );
     const flagToken = str(values.token);
-    const token = flagToken ?? nonEmpty(env.SWITCHYARD_ADMIN_TOKEN);
+    const envToken = nonEmpty(env.SWITCHYARD_ADMIN_TOKEN);
+    const token = flagToken ?? envToken;
+    tokenSource =
+      flagToken !== undefined
+        ? '--token'
+        : envToken !== undefined
+          ? 'SWITCHYARD_ADMIN_TOKEN'
+          : null;
     const tokenProblem = token === undefined ? null : bearerTokenProblem(token);
     if (tokenProblem !== null) {
       // The same rule the proxy applies to its own token: sent as `Bearer <token>` unchanged.
-      throw new UsageError(
-        `${flagToken === undefined ? 'SWITCHYARD_ADMIN_TOKEN' : '--token'}: ${tokenProblem}`,
-      );
+      throw new UsageError(`${tokenSource}: ${tokenProblem}`);
     }
     query = waitQuery(values);
     client = new AdminClient({
       baseUrl,
       token,
       timeoutMs: values.wait === true ? WAIT_CLIENT_TIMEOUT_MS : DEFAULT_TIMEOUT_MS,
+      actor: spec.kind === 'change' ? actorOf(values, env) : undefined,
     });
   } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`switchyard ${command}: ${err.message}\n${CLI_USAGE}`);
-    return EXIT_USAGE;
+    if (err instanceof UsageError) return usageError(err.message);
+    throw err;
   }
 
   try {
-    return await execute(command, positionals, values, query, client, io);
+    return await execute(spec.name, positionals, values, query, client, io, tokenSource);
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr.write(`switchyard ${command}: ${err.message}\n${CLI_USAGE}`);
-      return EXIT_USAGE;
-    }
+    if (err instanceof UsageError) return usageError(err.message);
     if (err instanceof AdminUnreachableError) {
       io.stderr.write(`switchyard: ${err.message}\n`);
       return EXIT_UNREACHABLE;
@@ -197,6 +172,66 @@ export async function runCli(
   }
 }
 
+/**
+ * `switchyard __pools WORDS...` (for the completion scripts): the pool names of the table, one
+ * per line, from the admin API that --admin and --token among WORDS (the command line being
+ * completed) or the environment point at. Silent and exit 0 whatever goes wrong: a TAB key must
+ * never print errors into the middle of a command line.
+ */
+async function completePools(
+  words: readonly string[],
+  env: NodeJS.ProcessEnv,
+  io: CliIo,
+): Promise<number> {
+  const flag = (name: string): string | undefined => {
+    let value: string | undefined;
+    words.forEach((word, i) => {
+      if (word === `--${name}`) value = words[i + 1];
+      else if (word.startsWith(`--${name}=`)) value = word.slice(name.length + 3);
+    });
+    return value;
+  };
+  const baseUrl = flag('admin') ?? nonEmpty(env.SWITCHYARD_ADMIN_URL) ?? DEFAULT_ADMIN_URL;
+  const token = flag('token') ?? nonEmpty(env.SWITCHYARD_ADMIN_TOKEN);
+  let client: AdminClient;
+  try {
+    checkAdminUrl(baseUrl, '--admin');
+    if (token !== undefined && bearerTokenProblem(token) !== null) return EXIT_OK;
+    client = new AdminClient({ baseUrl, token, timeoutMs: 2_000 });
+  } catch {
+    return EXIT_OK;
+  }
+  try {
+    const state = await client.call('GET', '/v1/state');
+    const pools = isStateAnswer(state.body) ? state.body.table?.pools : undefined;
+    if (state.status === 200 && pools !== undefined) {
+      io.stdout.write(
+        Object.keys(pools)
+          .map((name) => `${name}\n`)
+          .join(''),
+      );
+    }
+  } catch {
+    // Unreachable: nothing to complete.
+  } finally {
+    await client.close();
+  }
+  return EXIT_OK;
+}
+
+/** The actor of a change: --actor, SWITCHYARD_ACTOR, else user@host. */
+function actorOf(values: Values, env: NodeJS.ProcessEnv): string {
+  const flag = str(values.actor);
+  const fromEnv = nonEmpty(env.SWITCHYARD_ACTOR);
+  const actor = flag ?? fromEnv;
+  if (actor === undefined) return defaultActor(env);
+  const problem = actorProblem(actor);
+  if (problem !== null) {
+    throw new UsageError(`${flag === undefined ? 'SWITCHYARD_ACTOR' : '--actor'}: ${problem}`);
+  }
+  return actor.trim();
+}
+
 async function execute(
   command: string,
   positionals: readonly string[],
@@ -204,13 +239,35 @@ async function execute(
   query: string,
   client: AdminClient,
   io: CliIo,
+  tokenSource: RefusalContext['tokenSource'],
 ): Promise<number> {
   const json = values.json === true;
-  const print = (answer: AdminAnswer, human: (body: never) => string): number => {
-    if (answer.status >= 400) return refused(answer, json, io);
-    io.stdout.write(
-      json ? `${JSON.stringify(answer.body, null, 2)}\n` : human(answer.body as never),
-    );
+  const refused = async (answer: AdminAnswer, pools: readonly string[] = []): Promise<number> => {
+    if (json) io.stdout.write(`${JSON.stringify(answer.body, null, 2)}\n`);
+    io.stderr.write(await describeRefusal(answer, { command, tokenSource, pools, client }));
+    return EXIT_REFUSED;
+  };
+  const print = async (
+    answer: AdminAnswer,
+    human: (body: never) => string,
+    pools: readonly string[] = [],
+  ): Promise<number> => {
+    if (answer.status >= 400) return refused(answer, pools);
+    if (json) {
+      io.stdout.write(`${JSON.stringify(answer.body, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    let text: string;
+    try {
+      text = human(answer.body as never);
+    } catch {
+      // A 200 from something else than the admin API (see status below).
+      io.stderr.write(
+        `switchyard: the answer was not a switchyard admin API's: is --admin the admin API address (default ${DEFAULT_ADMIN_URL}) and not the proxy's?\n`,
+      );
+      return EXIT_REFUSED;
+    }
+    io.stdout.write(text);
     return EXIT_OK;
   };
 
@@ -218,15 +275,23 @@ async function execute(
     case 'status': {
       expectArgs(positionals, 0, 'status takes no arguments');
       const state = await client.call('GET', '/v1/state');
-      if (state.status >= 400) return refused(state, json, io);
+      if (state.status >= 400) return refused(state);
+      if (!isStateAnswer(state.body)) {
+        // A 200 that is not the admin API's: typically --admin pointing at the proxy port, whose
+        // upstream answered GET /v1/state itself.
+        io.stderr.write(
+          `switchyard: GET /v1/state did not answer like a switchyard admin API: is --admin the admin API address (default ${DEFAULT_ADMIN_URL}) and not the proxy's?\n`,
+        );
+        return EXIT_REFUSED;
+      }
       const traffic = await client.call('GET', '/v1/traffic');
-      if (traffic.status >= 400) return refused(traffic, json, io);
+      if (traffic.status >= 400) return refused(traffic);
       if (json) {
         io.stdout.write(
           `${JSON.stringify({ state: state.body, traffic: traffic.body }, null, 2)}\n`,
         );
       } else {
-        io.stdout.write(formatStatus(state.body as StateAnswer, traffic.body as TrafficReport));
+        io.stdout.write(formatStatus(state.body, traffic.body as TrafficReport, Date.now()));
       }
       return EXIT_OK;
     }
@@ -249,7 +314,7 @@ async function execute(
     default: {
       const plan = planChange(command, positionals, values);
       const answer = await client.call(plan.method, `${plan.path}${query}`, plan.body);
-      return print(answer, (table: RoutingTable) => formatChange(table));
+      return print(answer, (table: RoutingTable) => formatChange(table), plan.pools);
     }
   }
 }
@@ -265,7 +330,8 @@ function planChange(command: string, positionals: readonly string[], values: Val
   switch (command) {
     case 'canary': {
       expectArgs(positionals, 1, 'canary needs exactly one PERCENT, e.g. `switchyard canary 5`');
-      const pool = str(values.pool);
+      const flagPool = str(values.pool);
+      const pool = flagPool === undefined ? undefined : checkPoolName(flagPool, '--pool');
       return {
         method: 'POST',
         path: '/v1/canary',
@@ -274,6 +340,7 @@ function planChange(command: string, positionals: readonly string[], values: Val
           percent: parsePercent(positionals[0] as string, 'PERCENT'),
           ...(pool === undefined ? {} : { pool }),
         },
+        pools: [pool ?? 'canary'],
       };
     }
     case 'weights': {
@@ -281,28 +348,36 @@ function planChange(command: string, positionals: readonly string[], values: Val
         throw new UsageError('weights needs POOL=PERCENT pairs, e.g. `blue=90 canary=10`');
       const percent: Record<string, number> = {};
       for (const pair of positionals) {
-        const m = /^([^=]+)=(.+)$/.exec(pair);
+        const m = /^([^=]+)=(.*)$/.exec(pair);
         if (!m) throw new UsageError(`${JSON.stringify(pair)} is not POOL=PERCENT`);
-        const name = m[1] as string;
+        const name = checkPoolName(m[1] as string, '');
         if (Object.hasOwn(percent, name))
           throw new UsageError(`pool ${JSON.stringify(name)} given twice`);
         percent[name] = parsePercent(m[2] as string, name);
       }
-      return { method: 'PUT', path: '/v1/weights', body: { ...body, percent } };
+      return {
+        method: 'PUT',
+        path: '/v1/weights',
+        body: { ...body, percent },
+        pools: Object.keys(percent),
+      };
     }
     case 'switch': {
       expectArgs(positionals, 1, 'switch needs exactly one POOL, e.g. `switchyard switch green`');
+      const to = checkPoolName(positionals[0] as string, '');
       return {
         method: 'POST',
         path: '/v1/switch',
-        body: { ...body, to: positionals[0], ...(values.force === true ? { force: true } : {}) },
+        body: { ...body, to, ...(values.force === true ? { force: true } : {}) },
+        pools: [to],
       };
     }
     case 'rollback':
       expectArgs(positionals, 0, 'rollback takes no arguments');
-      return { method: 'POST', path: '/v1/rollback', body };
+      return { method: 'POST', path: '/v1/rollback', body, pools: [] };
     case 'set-pool': {
       expectArgs(positionals, 1, 'set-pool needs exactly one POOL');
+      const pool = checkPoolName(positionals[0] as string, '');
       const version = str(values.version);
       const endpoints = (values.endpoint ?? []) as string[];
       if (version === undefined) throw new UsageError('set-pool needs --version SHA');
@@ -310,45 +385,28 @@ function planChange(command: string, positionals: readonly string[], values: Val
         throw new UsageError('set-pool needs at least one --endpoint URL');
       return {
         method: 'PUT',
-        path: `/v1/pools/${encodeURIComponent(positionals[0] as string)}`,
+        path: `/v1/pools/${encodeURIComponent(pool)}`,
         body: { ...body, version, endpoints },
+        pools: [],
+      };
+    }
+    case 'remove-pool': {
+      expectArgs(
+        positionals,
+        1,
+        'remove-pool needs exactly one POOL, e.g. `switchyard remove-pool canary`',
+      );
+      const pool = checkPoolName(positionals[0] as string, '');
+      return {
+        method: 'DELETE',
+        path: `/v1/pools/${encodeURIComponent(pool)}`,
+        body,
+        pools: [pool],
       };
     }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
-}
-
-/** Prints the server's refusal (message on stderr; the body on stdout too with --json). */
-function refused(answer: AdminAnswer, json: boolean, io: CliIo): number {
-  const error = (
-    answer.body as {
-      error?: { code?: unknown; message?: unknown; lagging?: unknown; replicasUnknown?: unknown };
-    } | null
-  )?.error;
-  if (json) io.stdout.write(`${JSON.stringify(answer.body, null, 2)}\n`);
-  if (error !== undefined && typeof error.code === 'string') {
-    const lagging =
-      error.replicasUnknown === true
-        ? ' (replica list unknown)'
-        : Array.isArray(error.lagging)
-          ? ` (lagging: ${error.lagging.join(', ')})`
-          : '';
-    io.stderr.write(`switchyard: ${error.code}: ${String(error.message)}${lagging}\n`);
-  } else {
-    const text =
-      typeof answer.body === 'string' ? answer.body.slice(0, 200) : JSON.stringify(answer.body);
-    io.stderr.write(`switchyard: the admin API answered ${answer.status}: ${text}\n`);
-  }
-  return EXIT_REFUSED;
-}
-
-/** A percentage as typed by an operator; the server checks the range and decimals. */
-function parsePercent(raw: string, what: string): number {
-  const trimmed = raw.trim().replace(/%$/, '');
-  if (!/^\d+(?:\.\d+)?$/.test(trimmed))
-    throw new UsageError(`${what}: ${JSON.stringify(raw)} is not a percentage`);
-  return Number(trimmed);
 }
 
 function waitQuery(values: Values): string {
@@ -360,50 +418,8 @@ function waitQuery(values: Values): string {
   return `?wait=all${timeout === undefined ? '' : `&timeout=${encodeURIComponent(timeout)}`}`;
 }
 
-/**
- * The admin URL may carry a path prefix (an admin API behind a reverse proxy) but no query or
- * fragment: the API paths and their query strings are appended to it. `source` is how the user
- * gave it (`--admin` or `SWITCHYARD_ADMIN_URL`). No message echoes a `user:password`: credentials
- * are refused on the text before it is parsed (an unparsable URL such as one with port 99999 would
- * otherwise be echoed whole), and every echoed URL is redacted besides.
- */
-function checkAdminUrl(url: string, source: string): void {
-  if (hasUserinfo(url)) {
-    // The admin API takes a bearer token; the URL (and its secret) is not echoed back.
-    throw new UsageError(
-      `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
-    );
-  }
-  const shown = JSON.stringify(redactUserinfo(url));
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new UsageError(`${source}: ${shown} is not a URL (e.g. ${DEFAULT_ADMIN_URL})`);
-  }
-  if (parsed.username !== '' || parsed.password !== '') {
-    // hasUserinfo should have caught it; never echo the URL if the parser found one anyway.
-    throw new UsageError(
-      `${source}: must not carry user:password; give the admin token with --token or SWITCHYARD_ADMIN_TOKEN`,
-    );
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new UsageError(`${source}: ${shown} must be an http:// or https:// URL`);
-  }
-  // Checked on the text too: URL drops an empty `?` or `#`, which would still be a typo.
-  if (parsed.search !== '' || parsed.hash !== '' || /[?#]/.test(url)) {
-    throw new UsageError(
-      `${source}: ${shown} must not have a query or fragment (a path prefix is fine, e.g. http://host:9090/switchyard)`,
-    );
-  }
-}
-
 function expectArgs(positionals: readonly string[], count: number, message: string): void {
   if (positionals.length !== count) throw new UsageError(message);
-}
-
-function str(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

@@ -226,6 +226,12 @@ export class HealthChecker {
     }
   }
 
+  /** Each endpoint of `pool` in the current snapshot, in table order, with its health. */
+  endpointHealth(pool: string): { url: string; healthy: boolean }[] {
+    const eps = this.#snapshot?.pools.get(pool)?.endpoints ?? [];
+    return eps.map((ep) => ({ url: ep.url, healthy: ep.healthy }));
+  }
+
   /** Stops every check and ejection timer and aborts checks in flight. Idempotent. */
   close(): void {
     this.#closed = true;

@@ -358,6 +358,11 @@ export class ProxyServer {
     return this.#health.settledPoolHealth(pool, signal);
   }
 
+  /** Each endpoint of `pool` with its health (admin API: GET /v1/state). */
+  endpointHealth(pool: string): { url: string; healthy: boolean }[] {
+    return this.#health.endpointHealth(pool);
+  }
+
   /** From now on every response carries `Connection: close`, so clients leave politely. */
   beginShutdown(): void {
     this.#ctx.shuttingDown = true;

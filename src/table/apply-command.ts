@@ -72,7 +72,7 @@ export function applyCommand(
       if (existing !== undefined && weightBp > 0 && existing.version !== checked.version) {
         throw fail(
           'POOL_LIVE',
-          `pools.${checked.pool}: cannot change the version of a pool with weight ${weightBp}; deploy into an idle pool, then shift traffic`,
+          `pools.${checked.pool}: cannot change the version of a pool with weight ${weightBp} basis points (${weightBp / 100} % of the traffic); deploy into an idle pool, then shift traffic`,
         );
       }
       pools[checked.pool] = { version: checked.version, endpoints: checked.endpoints };
@@ -87,7 +87,7 @@ export function applyCommand(
       if (weightBp > 0) {
         throw fail(
           'POOL_LIVE',
-          `pools.${checked.pool}: cannot remove a pool with weight ${weightBp}; shift its traffic away first`,
+          `pools.${checked.pool}: cannot remove a pool with weight ${weightBp} basis points (${weightBp / 100} % of the traffic); shift its traffic away first`,
         );
       }
       delete pools[checked.pool];

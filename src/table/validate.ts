@@ -51,7 +51,10 @@ export function isPoolName(name: string): boolean {
 export function actorProblem(name: string): string | null {
   if (name.trim() === '') return 'must not be empty';
   if (name.length > MAX_ACTOR_LENGTH) return `must be at most ${MAX_ACTOR_LENGTH} characters`;
-  if (!ACTOR_PATTERN.test(name)) return 'must be printable ASCII (no control characters)';
+  if (!ACTOR_PATTERN.test(name)) {
+    const bad = /[^\x20-\x7e]/.exec(name);
+    return `must be printable ASCII (character ${(bad?.index ?? 0) + 1} is ${JSON.stringify(bad?.[0] ?? '')})`;
+  }
   return null;
 }
 

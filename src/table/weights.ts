@@ -54,7 +54,7 @@ export function canaryWeights(
   if (restBp > 0 && othersBp <= 0) {
     throw fail(
       'NO_STABLE_POOL',
-      `pool: every pool other than "${pool}" has weight 0, so nothing can take the remaining ${restBp} basis points`,
+      `pool: every pool other than "${pool}" has weight 0, so nothing can take the remaining ${restBp / 100} % (${restBp} basis points)`,
     );
   }
 

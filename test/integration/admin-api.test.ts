@@ -66,6 +66,7 @@ async function startWorld(
   const proxy: ProxyView = {
     appliedRevision,
     trafficSnapshot: () => ({}),
+    poolHealth: (pool) => health.get(pool) ?? { healthy: 1, total: 1 },
     settledPoolHealth: (pool) =>
       Promise.resolve({ ...(health.get(pool) ?? { healthy: 1, total: 1 }), unchecked: 0 }),
     // No test endpoint uses this port (the loop guard compares endpoints with it).
@@ -140,6 +141,11 @@ describe('admin API: reads', () => {
       appliedRevision: 1,
       store: { kind: 'memory', up: true, newestRevision: 1 },
       build: 'abc1234',
+      health: {
+        blue: { healthy: 1, total: 1 },
+        green: { healthy: 1, total: 1 },
+        canary: { healthy: 1, total: 1 },
+      },
     });
     expect(answer.body.table.weights).toEqual({ blue: 10000, green: 0, canary: 0 });
   });
@@ -270,6 +276,7 @@ describe('admin API: auth', () => {
       proxy: {
         appliedRevision: () => 0,
         trafficSnapshot: () => ({}),
+        poolHealth: () => ({ healthy: 0, total: 0 }),
         settledPoolHealth: () => Promise.resolve({ healthy: 0, total: 0, unchecked: 0 }),
         address: () => ({ host: '127.0.0.1', port: 9 }),
       },

@@ -113,7 +113,9 @@ describe('switchyard CLI (real binary)', () => {
     const run = await cli(['status', '--admin', t.adminUrl]);
     expect(run).toMatchObject({ code: 0, stderr: '' });
     expect(run.stdout).toMatch(/^revision 1 \(applied here: 1\), store memory up/);
-    expect(run.stdout).toMatch(/POOL\s+VERSION\s+WEIGHT\s+OBSERVED \(60s\)\s+REQUESTS\s+ENDPOINTS/);
+    expect(run.stdout).toMatch(
+      /POOL\s+VERSION\s+WEIGHT\s+OBSERVED \(60s\)\s+REQUESTS\s+HEALTHY\s+ENDPOINTS/,
+    );
     expect(run.stdout).toMatch(new RegExp(`blue\\s+${BLUE}\\s+100\\.00%`));
     expect(run.stdout).toMatch(new RegExp(`canary\\s+${CANARY}\\s+0\\.00%`));
 
@@ -145,7 +147,7 @@ describe('switchyard CLI (real binary)', () => {
     expect(JSON.parse(switched.stdout)).toMatchObject({
       revision: 4,
       weights: { blue: 0, green: 10000, canary: 0 },
-      updatedBy: 'cli',
+      updatedBy: expect.stringMatching(/^cli:/) as string,
     });
 
     const rolledBack = await cli(['rollback', ...admin]);
@@ -188,7 +190,7 @@ describe('switchyard CLI (real binary)', () => {
       [6, 'cli'],
     ]);
     const humanHistory = await cli(['history', ...admin]);
-    expect(humanHistory.stdout).toMatch(/5\s+\S+\s+cli\s+cli\s+applied \(undoes 4\)/);
+    expect(humanHistory.stdout).toMatch(/5\s+\S+\s+cli:\S+\s+cli\s+applied \(undoes 4\)/);
 
     const replicas = await cli(['replicas', ...admin]);
     expect(replicas.code).toBe(0);

@@ -25,7 +25,12 @@ export function trafficRoutes(deps: AdminDeps): Route[] {
         const counts = deps.proxy.trafficSnapshot(TRAFFIC_WINDOW_MS);
         return Promise.resolve({
           status: 200,
-          json: buildTrafficReport(counts, deps.store.current(), TRAFFIC_WINDOW_MS),
+          json: {
+            ...buildTrafficReport(counts, deps.store.current(), TRAFFIC_WINDOW_MS),
+            // The window's end, by the clock that stamps `updatedAt`: a client compares the two
+            // to tell whether the window still holds traffic routed by an earlier table.
+            generatedAt: new Date().toISOString(),
+          },
         });
       },
     },
