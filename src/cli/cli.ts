@@ -21,6 +21,7 @@ import {
   formatStatus,
   type StateAnswer,
 } from './format.js';
+import { WAIT_DRAINED_OPTIONS, WAIT_DRAINED_USAGE, waitDrained } from './wait-drained.js';
 
 /** The sub-commands runCli handles. */
 export const CLI_COMMANDS: readonly string[] = [
@@ -32,6 +33,7 @@ export const CLI_COMMANDS: readonly string[] = [
   'set-pool',
   'history',
   'replicas',
+  'wait-drained',
 ];
 
 /** Exit codes (SPEC §1). */
@@ -63,6 +65,7 @@ commands:
                                        create or update a pool
   history [--limit N]                  audit log, newest first
   replicas                             replicas and the revision each has applied
+  ${WAIT_DRAINED_USAGE}
 
 options:
   --admin URL       admin API, may end in a path prefix (env SWITCHYARD_ADMIN_URL,
@@ -105,6 +108,7 @@ const COMMAND_OPTIONS: Record<string, ParseArgsConfig['options']> = {
     version: { type: 'string' },
     endpoint: { type: 'string', multiple: true },
   },
+  'wait-drained': WAIT_DRAINED_OPTIONS,
 };
 
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -168,7 +172,7 @@ export async function runCli(
         `${flagToken === undefined ? 'SWITCHYARD_ADMIN_TOKEN' : '--token'}: ${tokenProblem}`,
       );
     }
-    query = waitQuery(values);
+    query = command === 'wait-drained' ? '' : waitQuery(values);
     client = new AdminClient({
       baseUrl,
       token,
@@ -246,6 +250,8 @@ async function execute(
       const answer = await client.call('GET', '/v1/replicas');
       return print(answer, (body: { replicas: ReplicaInfo[] }) => formatReplicas(body.replicas));
     }
+    case 'wait-drained':
+      return waitDrained(positionals, values, client, io);
     default: {
       const plan = planChange(command, positionals, values);
       const answer = await client.call(plan.method, `${plan.path}${query}`, plan.body);
