@@ -13,9 +13,12 @@ export const WAIT_DRAINED_DEFAULT_TIMEOUT_MS = 10 * 60_000;
 /** Pause between polls: replicas report once a second. */
 export const WAIT_DRAINED_POLL_MS = 500;
 
-/** Usage line of the command (for the CLI's help). */
-export const WAIT_DRAINED_USAGE =
-  'wait-drained POOL [--timeout D]      wait until nothing flows to POOL on any live replica (default 10m)';
+/** The command's synopsis. */
+const SYNOPSIS = 'wait-drained POOL [--timeout D]';
+
+/** Usage line of the command (for the CLI's help, in its column layout). */
+export const WAIT_DRAINED_USAGE = `${SYNOPSIS.padEnd(37)}wait until nothing flows to POOL on any live replica
+                                       (--timeout default 10m; exit 1 when it expires)`;
 
 /** Options of the command (parseArgs config). */
 export const WAIT_DRAINED_OPTIONS = {
@@ -53,9 +56,7 @@ export async function waitDrained(
   pollMs = WAIT_DRAINED_POLL_MS,
 ): Promise<number> {
   const usage = (message: string): number => {
-    io.stderr.write(
-      `switchyard wait-drained: ${message}\nusage: switchyard ${WAIT_DRAINED_USAGE}\n`,
-    );
+    io.stderr.write(`switchyard wait-drained: ${message}\nusage: switchyard ${SYNOPSIS}\n`);
     return 2;
   };
   if (positionals.length !== 1)

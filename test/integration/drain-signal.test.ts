@@ -198,6 +198,14 @@ describe('drain signal, two replicas on one Redis', () => {
     proc.child.kill('SIGSTOP');
     expect(await post(`${a.adminUrl}/v1/switch`, { to: 'green' })).toBe(200);
     const switchedAt = Date.now();
+    // While its heartbeat is fresh the stopped replica counts, with the weight of ITS table: a
+    // lagging replica keeps the pool from being drained.
+    const lagging = await drain(a.adminUrl, 'blue');
+    const stale = replica(lagging, stranger);
+    if (stale.live) {
+      expect(stale.weight).toBe(10_000);
+      expect(lagging.drained).toBe(false);
+    }
     const answer = await eventually(
       async () => {
         const body = await drain(a.adminUrl, 'blue');
