@@ -9,7 +9,7 @@ import { WebSocket } from 'ws';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { spawnProxy } from '../helpers/proxy-process.js';
-import { startRedisServer } from '../helpers/redis-server.js';
+import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { startColours, type TestColours } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 
@@ -83,6 +83,7 @@ async function redisWorld(): Promise<{
   b: TestApp;
   colours: TestColours;
   redisUrl: string;
+  redis: RedisServerHandle;
 }> {
   const redis = await startRedisServer();
   closers.push(() => redis.close());
@@ -106,7 +107,7 @@ async function redisWorld(): Promise<{
     ]);
     expect(answer.drained).toBe(false);
   });
-  return { a, b, colours, redisUrl: redis.url };
+  return { a, b, colours, redisUrl: redis.url, redis };
 }
 
 /** Polls until `drained` is true; returns how long that took from `since` (ms). */
@@ -221,7 +222,59 @@ describe('drain signal, two replicas on one Redis', () => {
   });
 });
 
+describe('drain signal, Redis keys', () => {
+  it('the drain hash expires and loses the field of a replica that left', async () => {
+    const { a, b, redis } = await redisWorld();
+    const key = 'switchyard:{drain}:drain';
+    expect((await redis.cli(['HKEYS', key])).split('\n').filter(Boolean).sort()).toEqual([
+      'drain-a',
+      'drain-b',
+    ]);
+    const ttlMs = Number((await redis.cli(['PTTL', key])).trim());
+    expect(ttlMs).toBeGreaterThan(0);
+    expect(ttlMs).toBeLessThanOrEqual(60 * 60 * 1000);
+    await b.close();
+    await eventually(async () =>
+      expect((await redis.cli(['HKEYS', key])).split('\n').filter(Boolean)).toEqual(['drain-a']),
+    );
+    expect((await drain(a.adminUrl, 'blue')).replicas.map((r) => r.id)).toEqual(['drain-a']);
+  });
+});
+
 describe('drain signal, memory mode', () => {
+  it('counts per pool when two pools share an endpoint URL', async () => {
+    const colours = await startColours(closers);
+    const shared = colours.blue.url;
+    const app = await startApp(
+      {
+        pools: [
+          { name: 'blue', version: '1111111', endpoints: [shared] },
+          { name: 'green', version: '2222222', endpoints: [shared] },
+        ],
+      },
+      { replicaId: 'solo' },
+    );
+    closers.push(() => app.close());
+    const slow = slowRequest(app.proxyUrl, 1_500);
+    await eventually(async () =>
+      expect((await drain(app.adminUrl, 'blue')).replicas[0]?.inFlight).toBe(1),
+    );
+    expect(await post(`${app.adminUrl}/v1/switch`, { to: 'green' })).toBe(200);
+    // A request to green on the same endpoint is green's, not blue's.
+    const greenSlow = slowRequest(app.proxyUrl, 3_000);
+    await eventually(async () =>
+      expect((await drain(app.adminUrl, 'green')).replicas[0]?.inFlight).toBe(1),
+    );
+    const during = await drain(app.adminUrl, 'blue');
+    expect(during.replicas[0]).toMatchObject({ weight: 0, inFlight: 1 });
+    expect(during.drained).toBe(false);
+    expect(await slow).toBe(200);
+    await eventually(async () => expect((await drain(app.adminUrl, 'blue')).drained).toBe(true));
+    // green's request is still running on the shared endpoint.
+    expect((await drain(app.adminUrl, 'green')).replicas[0]?.inFlight).toBe(1);
+    expect(await greenSlow).toBe(200);
+  });
+
   it('answers for the one process; a removed pool stays answerable; an unknown one is 404', async () => {
     const colours = await startColours(closers);
     const app = await startApp({ pools: colours.pools }, { replicaId: 'solo' });
