@@ -242,6 +242,29 @@ describe('drain signal, Redis keys', () => {
 });
 
 describe('drain signal, memory mode', () => {
+  it('counts an SSE stream as long-lived until the client leaves', async () => {
+    const colours = await startColours(closers);
+    const app = await startApp({ pools: colours.pools }, { replicaId: 'solo' });
+    closers.push(() => app.close());
+    const abort = new AbortController();
+    closers.push(() => abort.abort());
+    const res = await fetch(`${app.proxyUrl}/stream?n=1000&intervalMs=100`, {
+      signal: abort.signal,
+    });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    await reader.read(); // the first event arrived: the stream is under way
+    expect((await drain(app.adminUrl, 'blue')).replicas[0]).toMatchObject({
+      inFlight: 0,
+      longLived: 1,
+    });
+    expect(await post(`${app.adminUrl}/v1/switch`, { to: 'green' })).toBe(200);
+    expect((await drain(app.adminUrl, 'blue')).drained).toBe(false);
+    abort.abort();
+    await reader.read().catch(() => undefined);
+    await eventually(async () => expect((await drain(app.adminUrl, 'blue')).drained).toBe(true));
+  });
+
   it('counts per pool when two pools share an endpoint URL', async () => {
     const colours = await startColours(closers);
     const shared = colours.blue.url;
