@@ -70,12 +70,14 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           namespace: config.namespace,
           replicaId,
           appliedRevision: () => feed.appliedRevision(),
+          drainReport: () => proxy.drainReport(),
           logger, // the store makes its own `component` child
           metrics,
           stateFile: config.stateFile,
         })
       : new MemoryControlStore({
           appliedRevision: () => feed.appliedRevision(),
+          drainReport: () => proxy.drainReport(),
           replicaId,
           metrics,
         }));

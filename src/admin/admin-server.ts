@@ -17,6 +17,7 @@ import { RequestGuard } from './request-guard.js';
 import { Router, type Route, type RouteReply } from './router.js';
 import { auditRoutes } from './routes/audit.js';
 import { changeRoutes } from './routes/changes.js';
+import { drainRoutes } from './routes/drain.js';
 import { opsRoutes } from './routes/ops.js';
 import { stateRoutes } from './routes/state.js';
 import { trafficRoutes } from './routes/traffic.js';
@@ -67,6 +68,7 @@ export class AdminServer {
       ),
       ...auditRoutes(deps),
       ...trafficRoutes(deps),
+      ...drainRoutes(deps),
       ...opsRoutes(
         deps,
         options.buildSha,

@@ -156,6 +156,33 @@ export const replicasSchema = z.object({
   ),
 });
 
+/** GET /v1/pools/{name}/drain. */
+export const drainSchema = z.object({
+  pool: z.string(),
+  weight: z.int().describe('Weight of the pool in the table, basis points (0 once it left)'),
+  drained: z
+    .boolean()
+    .describe(
+      'Weight 0 everywhere, and no live replica has a request or long-lived connection to the pool',
+    ),
+  replicas: z.array(
+    z.object({
+      id: z.string(),
+      live: z.boolean().describe('Heartbeat under 5 s old; replicas not live do not count'),
+      revision: z.int().describe('Revision the replica had applied when it reported'),
+      weight: z
+        .int()
+        .nullable()
+        .describe('Weight in the table this replica has applied; null: no report (older version)'),
+      inFlight: z.int().nullable().describe('Requests to the pool being forwarded'),
+      longLived: z
+        .int()
+        .nullable()
+        .describe('Open WebSockets, tunnels and SSE streams to the pool'),
+    }),
+  ),
+});
+
 /** GET /v1/traffic. */
 export const trafficSchema = z.object({
   windowMs: z.int(),

@@ -36,6 +36,7 @@ import { POOLS_COMMAND } from './completion.js';
 import { runLocal } from './local-commands.js';
 import { describeRefusal, type RefusalContext } from './refusal.js';
 import { didYouMean } from './suggest.js';
+import { waitDrained } from './wait-drained.js';
 
 /** Exit codes (SPEC §1). */
 export const EXIT_OK = 0;
@@ -146,7 +147,7 @@ export async function runCli(
       // The same rule the proxy applies to its own token: sent as `Bearer <token>` unchanged.
       throw new UsageError(`${tokenSource}: ${tokenProblem}`);
     }
-    query = waitQuery(values);
+    query = command === 'wait-drained' ? '' : waitQuery(values);
     client = new AdminClient({
       baseUrl,
       token,
@@ -311,6 +312,8 @@ async function execute(
       const answer = await client.call('GET', '/v1/replicas');
       return print(answer, (body: { replicas: ReplicaInfo[] }) => formatReplicas(body.replicas));
     }
+    case 'wait-drained':
+      return waitDrained(positionals, values, client, io);
     default: {
       const plan = planChange(command, positionals, values);
       const answer = await client.call(plan.method, `${plan.path}${query}`, plan.body);

@@ -229,6 +229,25 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['switchyard replicas'],
   },
   {
+    name: 'wait-drained',
+    synopsis: 'POOL [--timeout D]',
+    summary: 'wait until nothing flows to POOL on any live replica (then scale it down)',
+    description:
+      'Polls GET /v1/pools/POOL/drain every 500 ms and prints a line when the picture changes. ' +
+      'Exit 0 when every live replica has applied a table without traffic to POOL and has no ' +
+      'request, WebSocket or SSE stream open to it; exit 1 when --timeout expires first.',
+    kind: 'read',
+    options: [
+      {
+        name: 'timeout',
+        type: 'string',
+        value: 'D',
+        help: 'how long to wait (e.g. 90s, 10m; default 10m)',
+      },
+    ],
+    examples: ['switchyard wait-drained blue', 'switchyard wait-drained blue --timeout 15m'],
+  },
+  {
     name: 'version',
     synopsis: '',
     summary: 'print the version of this switchyard (also --version)',

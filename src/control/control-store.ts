@@ -17,6 +17,30 @@ export interface ReplicaInfo {
   readonly live: boolean;
 }
 
+/** What one replica's data plane routes to a pool and still carries there (SPEC §10). */
+export interface PoolLoad {
+  /** Weight of the pool in the table this replica has applied (0 when the pool left it). */
+  readonly weight: number;
+  /** Requests being forwarded to the pool's endpoints (including retries). */
+  readonly inFlight: number;
+  /** Open long-lived connections to them: WebSockets, tunnels, SSE streams. */
+  readonly longLived: number;
+}
+
+/** Per pool name, a replica's load (pools of its applied table and pools that recently left). */
+export type DrainReport = Readonly<Record<string, PoolLoad>>;
+
+/** A replica's last drain report, as read from the store. */
+export interface ReplicaDrainReport {
+  readonly id: string;
+  /** True while the last heartbeat is under 5 s old. */
+  readonly live: boolean;
+  /** Revision the replica had applied when it reported. */
+  readonly revision: number;
+  /** null when the replica sent none (an older version) or it could not be read. */
+  readonly pools: DrainReport | null;
+}
+
 /** Reachability of the backing store. */
 export interface StoreStatus {
   readonly kind: 'memory' | 'redis';
@@ -71,6 +95,11 @@ export interface ControlStore extends EventEmitter<ControlStoreEvents> {
   history(limit: number): Promise<HistoryEntry[]>;
   /** Replicas following this namespace (memory store: just this process). */
   replicas(): Promise<ReplicaInfo[]>;
+  /**
+   * Every registered replica's last drain report (sent with its heartbeat; memory store: this
+   * process, read now).
+   */
+  drainReports(): Promise<ReplicaDrainReport[]>;
   /** Reachability and newest revision. */
   status(): StoreStatus;
 }

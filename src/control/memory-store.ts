@@ -14,6 +14,8 @@ import type {
   ChangeResult,
   ControlStore,
   ControlStoreEvents,
+  DrainReport,
+  ReplicaDrainReport,
   ReplicaInfo,
   SeedPools,
   StoreStatus,
@@ -30,6 +32,8 @@ export interface MemoryControlStoreOptions {
   readonly replicaId?: string | undefined;
   /** Counts rejected commands (`switchyard_commands_rejected_total`). */
   readonly metrics?: Metrics | undefined;
+  /** This process's per-pool load (reported by drainReports(); without it, none is reported). */
+  readonly drainReport?: (() => DrainReport) | undefined;
 }
 
 /** A ControlStore held in this process's memory. */
@@ -37,6 +41,7 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
   readonly #appliedRevision: () => number;
   readonly #replicaId: string;
   readonly #metrics: Metrics | undefined;
+  readonly #drainReport: (() => DrainReport) | undefined;
   #table: RoutingTable | null = null;
   /** Oldest first. */
   #history: HistoryEntry[] = [];
@@ -48,6 +53,7 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
     this.#appliedRevision = options.appliedRevision;
     this.#replicaId = options.replicaId ?? `${hostname()}:${process.pid}`;
     this.#metrics = options.metrics;
+    this.#drainReport = options.drainReport;
   }
 
   /** Nothing to connect to; marks the store running. */
@@ -138,6 +144,17 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
         revision: this.#appliedRevision(),
         heartbeatAt: new Date().toISOString(),
         live: this.#state === 'running',
+      },
+    ]);
+  }
+
+  drainReports(): Promise<ReplicaDrainReport[]> {
+    return Promise.resolve([
+      {
+        id: this.#replicaId,
+        live: this.#state === 'running',
+        revision: this.#appliedRevision(),
+        pools: this.#drainReport?.() ?? null,
       },
     ]);
   }

@@ -17,6 +17,11 @@ export interface RedisKeys {
   readonly commandsCursor: string;
   /** HASH: replica id -> `<appliedRevision> <heartbeatMs>`. */
   readonly replicas: string;
+  /**
+   * HASH: replica id -> its drain report as JSON (SPEC §10), written with its heartbeat; a field
+   * goes with its registry entry, the key expires an hour after the last heartbeat.
+   */
+  readonly drain: string;
 }
 
 /** Keys of namespace `namespace` (`switchyard:{NS}:...`). */
@@ -29,5 +34,6 @@ export function redisKeys(namespace: string): RedisKeys {
     events: `${prefix}events`,
     commandsCursor: `${prefix}commands-cursor`,
     replicas: `${prefix}replicas`,
+    drain: `${prefix}drain`,
   };
 }

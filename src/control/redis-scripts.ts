@@ -103,10 +103,12 @@ return {'ok', id}
 `);
 
 /**
- * KEYS: replicas. ARGV: replicaId, appliedRevision, staleMs.
+ * KEYS: replicas, drain. ARGV: replicaId, appliedRevision, staleMs, drain report JSON.
  * Records `<revision> <heartbeatMs>` stamped with Redis time (one clock for every replica) and
  * drops entries not refreshed for staleMs or unreadable. The registry holds only heartbeats that
  * every replica rewrites each second, so a key of another type (written by hand) is replaced.
+ * The drain report goes to the drain hash, whose fields live only as long as their registry
+ * entry and whose key expires staleMs after the last heartbeat of any replica (SPEC §10).
  * Returns {nowMs, the replaced key's type or ''}.
  */
 const HEARTBEAT = script(`${TOKEN_LUA}
@@ -124,7 +126,29 @@ for i = 1, #all, 2 do
   local at = tonumber(string.match(all[i + 1], '^%d+ (%d+)$'))
   if at == nil or now - at > stale then redis.call('HDEL', KEYS[1], all[i]) end
 end
+if redis.call('TYPE', KEYS[2])['ok'] ~= 'hash' then redis.call('DEL', KEYS[2]) end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[4])
+for _, id in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if redis.call('HEXISTS', KEYS[1], id) == 0 then redis.call('HDEL', KEYS[2], id) end
+end
+redis.call('PEXPIRE', KEYS[2], stale)
 return {now, replaced}
+`);
+
+/**
+ * KEYS: replicas, drain. Returns {nowMs, n, n registry field/value pairs, drain field/value
+ * pairs...}; a key of another type reads as empty.
+ */
+const LIST_DRAIN = script(`${TOKEN_LUA}
+local out = {nowMs(), 0}
+if redis.call('TYPE', KEYS[1])['ok'] ~= 'hash' then return out end
+local all = redis.call('HGETALL', KEYS[1])
+out[2] = #all / 2
+for i = 1, #all do out[#out + 1] = all[i] end
+if redis.call('TYPE', KEYS[2])['ok'] ~= 'hash' then return out end
+local drain = redis.call('HGETALL', KEYS[2])
+for i = 1, #drain do out[#out + 1] = drain[i] end
+return out
 `);
 
 /**
@@ -248,18 +272,19 @@ export class RedisScripts {
     throw new Error(`unexpected commit status ${status}`);
   }
 
-  /** Records this replica's applied revision; returns Redis time in ms. */
+  /** Records this replica's applied revision and drain report; returns Redis time in ms. */
   async heartbeat(
     client: RedisClient,
     replicaId: string,
     revision: number,
     staleMs: number,
+    drainReport: string,
   ): Promise<{ nowMs: number; replacedType: string }> {
     const reply = await run(
       client,
       HEARTBEAT,
-      [this.#keys.replicas],
-      [replicaId, revision, staleMs],
+      [this.#keys.replicas, this.#keys.drain],
+      [replicaId, revision, staleMs, drainReport],
     );
     if (!Array.isArray(reply)) throw new Error('unexpected reply to heartbeat');
     return { nowMs: Number(reply[0]), replacedType: String(reply[1] ?? '') };
@@ -276,5 +301,25 @@ export class RedisScripts {
       entries.push([String(reply[i]), String(reply[i + 1])]);
     }
     return { nowMs: Number(reply[0]), entries };
+  }
+
+  /** Redis time, the raw registry entries and the raw drain reports. */
+  async listDrainReports(client: RedisClient): Promise<{
+    nowMs: number;
+    registry: Array<[string, string]>;
+    reports: Map<string, string>;
+  }> {
+    const reply = await run(client, LIST_DRAIN, [this.#keys.replicas, this.#keys.drain], []);
+    if (!Array.isArray(reply) || reply.length < 2)
+      throw new Error('unexpected reply to drain report list');
+    const n = Number(reply[1]);
+    const registry: Array<[string, string]> = [];
+    const reports = new Map<string, string>();
+    for (let i = 2; i + 1 < reply.length; i += 2) {
+      const pair: [string, string] = [String(reply[i]), String(reply[i + 1])];
+      if ((i - 2) / 2 < n) registry.push(pair);
+      else reports.set(pair[0], pair[1]);
+    }
+    return { nowMs: Number(reply[0]), registry, reports };
   }
 }

@@ -23,6 +23,8 @@ import type {
   ChangeResult,
   ControlStore,
   ControlStoreEvents,
+  DrainReport,
+  ReplicaDrainReport,
   ReplicaInfo,
   SeedPools,
   StoreStatus,
@@ -55,6 +57,8 @@ export interface RedisControlStoreOptions {
   readonly replicaId: string;
   /** Revision this replica's data plane has applied (TableFeed.appliedRevision). */
   readonly appliedRevision: () => number;
+  /** This replica's per-pool load, sent with every heartbeat (SPEC §10). */
+  readonly drainReport?: (() => DrainReport) | undefined;
   readonly logger: Logger;
   readonly metrics?: Metrics | undefined;
   /** Where the last good table is persisted and booted from when Redis is unreachable. */
@@ -214,8 +218,10 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
       client: writer,
       scripts: this.#scripts,
       key: this.#keys.replicas,
+      drainKey: this.#keys.drain,
       replicaId: options.replicaId,
       appliedRevision: options.appliedRevision,
+      drainReport: options.drainReport,
       logger: this.#log,
       intervalMs: options.heartbeatIntervalMs,
     });
@@ -295,6 +301,14 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     const registry = this.#registry;
     if (registry === null) return [];
     return this.#guard(() => registry.list(), true);
+  }
+
+  /** Every registered replica's last drain report; `live` as in replicas(). */
+  async drainReports(): Promise<ReplicaDrainReport[]> {
+    this.#requireRunning();
+    const registry = this.#registry;
+    if (registry === null) return [];
+    return this.#guard(() => registry.drainReports(), true);
   }
 
   status(): StoreStatus {

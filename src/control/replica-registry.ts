@@ -4,7 +4,7 @@
  * after it applies a table, so `?wait=all` sees receipts within milliseconds.
  */
 import type { Logger } from '../observability/logger.js';
-import type { ReplicaInfo } from './control-store.js';
+import type { DrainReport, PoolLoad, ReplicaDrainReport, ReplicaInfo } from './control-store.js';
 import type { RedisClient, RedisScripts } from './redis-scripts.js';
 
 /** A replica is live while its heartbeat is younger than this (SPEC §5). */
@@ -20,9 +20,13 @@ export interface ReplicaRegistryOptions {
   readonly scripts: RedisScripts;
   /** The registry hash key. */
   readonly key: string;
+  /** The drain report hash key. */
+  readonly drainKey: string;
   readonly replicaId: string;
   /** Revision this replica's data plane has applied. */
   readonly appliedRevision: () => number;
+  /** This replica's per-pool load, sent with every heartbeat (none when absent). */
+  readonly drainReport?: (() => DrainReport) | undefined;
   readonly logger: Logger;
   readonly intervalMs?: number | undefined;
 }
@@ -82,6 +86,24 @@ export class ReplicaRegistry {
     return replicas.sort((a, b) => a.id.localeCompare(b.id));
   }
 
+  /** Every registered replica's last drain report, with its liveness. */
+  async drainReports(): Promise<ReplicaDrainReport[]> {
+    const { client, scripts } = this.#options;
+    const { nowMs, registry, reports } = await scripts.listDrainReports(client);
+    const out: ReplicaDrainReport[] = [];
+    for (const [id, value] of registry) {
+      const match = /^(\d+) (\d+)$/.exec(value);
+      if (match === null) continue;
+      out.push({
+        id,
+        live: nowMs - Number(match[2]) < REPLICA_LIVE_MS,
+        revision: Number(match[1]),
+        pools: decodeDrainReport(reports.get(id)),
+      });
+    }
+    return out.sort((a, b) => a.id.localeCompare(b.id));
+  }
+
   /** Stops heartbeats and removes this replica from the registry (best effort). */
   async close(): Promise<void> {
     this.#closed = true;
@@ -90,19 +112,21 @@ export class ReplicaRegistry {
     await this.#inFlight;
     try {
       await this.#options.client.hdel(this.#options.key, this.#options.replicaId);
+      await this.#options.client.hdel(this.#options.drainKey, this.#options.replicaId);
     } catch (err) {
       this.#options.logger.debug({ err }, 'replica deregistration failed');
     }
   }
 
   async #send(): Promise<void> {
-    const { client, scripts, replicaId, appliedRevision, logger } = this.#options;
+    const { client, scripts, replicaId, appliedRevision, drainReport, logger } = this.#options;
     try {
       const { replacedType } = await scripts.heartbeat(
         client,
         replicaId,
         appliedRevision(),
         STALE_REPLICA_MS,
+        drainReport === undefined ? '' : encodeDrainReport(drainReport()),
       );
       if (replacedType !== '') {
         logger.warn(
@@ -118,4 +142,36 @@ export class ReplicaRegistry {
       this.#failing = true;
     }
   }
+}
+
+/** `{"pool":[weight,inFlight,longLived],...}`: a few bytes per pool, sent every second. */
+export function encodeDrainReport(report: DrainReport): string {
+  const out: Record<string, [number, number, number]> = {};
+  for (const [pool, load] of Object.entries(report))
+    out[pool] = [load.weight, load.inFlight, load.longLived];
+  return JSON.stringify(out);
+}
+
+/** Reads what encodeDrainReport wrote; null when absent or unreadable (written by hand). */
+export function decodeDrainReport(raw: string | undefined): DrainReport | null {
+  if (raw === undefined || raw === '') return null;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return null;
+  const out: Record<string, PoolLoad> = {};
+  for (const [pool, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!Array.isArray(value) || value.length !== 3) return null;
+    const [weight, inFlight, longLived] = value as unknown[];
+    if (!isCount(weight) || !isCount(inFlight) || !isCount(longLived)) return null;
+    out[pool] = { weight, inFlight, longLived };
+  }
+  return out;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }

@@ -21,8 +21,13 @@ export interface DrainWatcher {
 
 /** A connection the proxy can close on request; a node of one ConnList. */
 export interface TrackedConnection {
-  /** Pool the connection was routed to (metric label). */
+  /** Pool the connection was routed to (metric label, drain report). */
   readonly poolName: string;
+  /**
+   * True for a long-lived connection (WebSocket, tunnel, SSE stream), false for a request still
+   * running (drain report, SPEC §10; read about once a second, never on the request path).
+   */
+  readonly longLived: boolean;
   /**
    * Closes the connection politely. `code` says why: DRAIN_CLOSE_CODE (1012) at a drain
    * deadline, SHUTDOWN_CLOSE_CODE (1001) at shutdown; WebSockets send it in their close frame.
@@ -77,6 +82,11 @@ export class ConnList {
     }
   }
 
+  /** Calls `fn` for every connection in the list (no copy: `fn` must not remove any). */
+  forEach(fn: (conn: TrackedConnection) => void): void {
+    for (let c = this.#head; c !== null; c = c.trackNext) fn(c);
+  }
+
   /** The connections in the list (a copy, safe to iterate while closing). */
   toArray(): TrackedConnection[] {
     const out: TrackedConnection[] = [];
@@ -104,6 +114,7 @@ export function trackedConnection(
 ): TrackedConnection {
   return {
     poolName,
+    longLived: true,
     close(code: number) {
       close(code);
       return true;
@@ -134,6 +145,11 @@ export class ConnTracker {
       l.remove(conn);
       if (l.size === 0 && this.#byEndpoint.get(endpoint) === l) this.#byEndpoint.delete(endpoint);
     };
+  }
+
+  /** Calls `fn` for every tracked connection (no copy: `fn` must not close any). */
+  forEach(fn: (conn: TrackedConnection) => void): void {
+    for (const list of this.#byEndpoint.values()) list.forEach(fn);
   }
 
   /** Open connections to `endpoint` (a copy, safe to iterate while closing). */

@@ -737,6 +737,11 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     return this.pool?.name ?? 'none';
   }
 
+  /** An SSE response under way counts as long-lived; any other exchange as a request. */
+  get longLived(): boolean {
+    return this.#responseStarted && isEventStream(this.#responseHeaders);
+  }
+
   /**
    * Ends a streamed response for a drain (1012) or shutdown (1001). An SSE stream is ended
    * cleanly, so EventSource clients reconnect (to the new pool); any other response still

@@ -31,6 +31,7 @@ import {
   type SettledPoolHealth,
 } from './health-checker.js';
 import { reachesListener, type ListenAddress } from './own-listeners.js';
+import { collectPoolLoads, DepartedPools, type PoolLoad } from './pool-loads.js';
 import { writeRawProxyError } from './proxy-error.js';
 import { RetryBudgets } from './retry-budget.js';
 import { compileSnapshot, poolMetricChildren, type RoutingSnapshot } from './router.js';
@@ -108,6 +109,8 @@ export class ProxyServer {
   readonly #health: HealthChecker;
   readonly #retryBudgets: RetryBudgets;
   readonly #series: SeriesRetirer;
+  /** Pools that left the table lately: still in drainReport() (SPEC §10). */
+  readonly #departed = new DepartedPools();
   /** Long-lived (upgraded) connections by endpoint, for the drainer and shutdown. */
   readonly connections = new ConnTracker();
   #snapshot: RoutingSnapshot | null = null;
@@ -324,6 +327,7 @@ export class ProxyServer {
       for (const pool of previous.pools.keys()) {
         if (!Object.hasOwn(table.pools, pool)) this.#metrics.poolWeight.remove({ pool });
       }
+      this.#departed.tableChanged(previous.pools.keys(), snapshot.pools, Date.now());
     }
     this.#metrics.routingRevision.set(table.revision);
     // Series of versions and pools that left the table go once drained (issue 10).
@@ -371,6 +375,20 @@ export class ProxyServer {
   /** Client requests being forwarded right now. */
   inFlight(): number {
     return this.#ctx.inFlight;
+  }
+
+  /**
+   * Per pool: its weight in the applied table (0 once it left) and the requests and long-lived
+   * connections still open to it (SPEC §10). Walks the drain lists: O(open connections), for
+   * the heartbeat and the admin API, never the request path.
+   */
+  drainReport(): Record<string, PoolLoad> {
+    return collectPoolLoads(
+      this.#snapshot?.table.weights ?? {},
+      this.#departed.names(Date.now()),
+      [...this.#endpoints.values(), ...this.#retiring],
+      this.connections,
+    );
   }
 
   /** Endpoints currently draining (tests, admin). */

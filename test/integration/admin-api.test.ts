@@ -851,6 +851,7 @@ describe('admin API: OpenAPI document', () => {
         'GET /v1/history',
         'GET /v1/replicas',
         'GET /v1/traffic',
+        'GET /v1/pools/{name}/drain',
         'GET /v1/openapi.json',
         'GET /healthz',
         'GET /readyz',

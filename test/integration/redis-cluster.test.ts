@@ -188,10 +188,17 @@ describe('redis cluster', () => {
     const holding = perNode.filter((k) => k.length > 0);
     expect(holding).toHaveLength(1);
     expect(holding[0]!.sort()).toEqual(
-      [keys.commands, keys.commandsCursor, keys.history, keys.replicas, keys.state].sort(),
+      [
+        keys.commands,
+        keys.commandsCursor,
+        keys.drain,
+        keys.history,
+        keys.replicas,
+        keys.state,
+      ].sort(),
     );
     const owner = cluster.nodes[perNode.findIndex((k) => k.length > 0)]!;
-    expect(await owner.cli(['CLUSTER', 'COUNTKEYSINSLOT', slot!])).toBe('5');
+    expect(await owner.cli(['CLUSTER', 'COUNTKEYSINSLOT', slot!])).toBe('6');
   });
 
   // Last: it restarts a node of the shared cluster (and waits until the cluster is whole again).

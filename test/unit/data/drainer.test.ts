@@ -32,6 +32,7 @@ interface Fake extends TrackedConnection {
 function exchange(pool: string, closes = true): Fake {
   const conn: Fake = {
     poolName: pool,
+    longLived: false,
     closedWith: [],
     close(code: number) {
       if (!closes) return false;
