@@ -159,10 +159,12 @@ function observedNote(
 }
 
 /** The answer to a change: the new revision and weights in one line. */
-export function formatChange(table: RoutingTable): string {
+export function formatChange(table: RoutingTable & { changed?: boolean }): string {
   const weights = Object.entries(table.weights)
     .map(([name, weightBp]) => `${name} ${formatPercent(weightBp)}`)
     .join(', ');
+  // A command that changed nothing made no revision (and nothing for rollback to undo): say so.
+  if (table.changed === false) return `unchanged, still revision ${table.revision}: ${weights}\n`;
   return `revision ${table.revision}: ${weights}\n`;
 }
 

@@ -422,6 +422,35 @@ describe('issue 11: switchyard against a running proxy', () => {
     expect(lines[rejected + 1]?.indexOf('reason:')).toBe(lines[0]?.indexOf('RESULT'));
     expect(history.stdout).toMatch(/\n2\s+\S+\s+\S+\s+cli\s+applied\s+canary 10%\n/);
   });
+
+  it('the actor the CLI names is the actor in history, and a change that changes nothing makes no revision', async () => {
+    const t = await world();
+    const admin = ['--admin', t.adminUrl];
+    const first = await cli(['canary', '5', '--actor', 'alice', ...admin]);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^revision 2: /);
+    const again = await cli(['canary', '5', ...admin], { SWITCHYARD_ACTOR: 'bob' });
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/^unchanged, still revision 2: /);
+    const json = await cli(['canary', '5', '--json', ...admin]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ revision: 2, changed: false });
+    const history = await cli(['history', '--json', ...admin]);
+    const entries = (JSON.parse(history.stdout) as { history: Array<Record<string, unknown>> })
+      .history;
+    // One entry for the change (by alice), none for the no-ops, then the seed.
+    expect(entries.map((e) => [e.revision, e.actor, e.source])).toEqual([
+      [2, 'cli:alice', 'cli'],
+      [1, 'config', 'seed'],
+    ]);
+    // Rollback undoes alice's change, not a no-op.
+    const rollback = await cli(['rollback', ...admin]);
+    expect(rollback.code).toBe(0);
+    const state = (await (await fetch(`${t.adminUrl}/v1/state`)).json()) as {
+      table: { revision: number; weights: Record<string, number> };
+    };
+    expect(state.table.revision).toBe(3);
+    expect(state.table.weights).toEqual({ blue: 10_000, green: 0, canary: 0 });
+  });
 });
 
 describe('issue 11: actor header and shell completion', () => {
