@@ -214,7 +214,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   /** `Set-Cookie` value for a newly created sticky id, or null. */
   setCookie: string | null = null;
   #body: IncomingMessage | Buffer | null = null;
-  /** Sticky key the pool was picked by; undefined when an override header chose it. */
+  /** Sticky key the pool was picked by; undefined when an override header or a rule chose it. */
   #key: string | undefined;
   #retry = Retry.RefusedOnly;
   #attempt = 0;
