@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
-import { readMetric } from '../helpers/metrics.js';
+import { hasMetric, readMetric } from '../helpers/metrics.js';
 import { startRedisServer } from '../helpers/redis-server.js';
 import { startColours, type TestColours } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
@@ -92,6 +92,15 @@ describe('routing rules', () => {
     );
     expect(await readMetric(metrics, 'switchyard_rule_hits_total', { rule: 'api-v2' })).toBe(2);
     expect(await readMetric(metrics, 'switchyard_rule_hits_total', { rule: 'preview' })).toBe(1);
+
+    // A rule that leaves the table takes its series with it (the label stays bounded).
+    expect((await send(`${app.adminUrl}/v1/rules`, 'PUT', { rules: [RULES[3]] })).status).toBe(200);
+    await eventually(async () =>
+      expect(await hasMetric(metrics, 'switchyard_rule_hits_total', { rule: 'preview' })).toBe(
+        false,
+      ),
+    );
+    expect(await readMetric(metrics, 'switchyard_rule_hits_total', { rule: 'api-v2' })).toBe(2);
   });
 
   test('inverted and regex matches; all matches of a rule must hold', async () => {
