@@ -6,6 +6,13 @@
 import { z } from 'zod';
 import { POOL_NAME_PATTERN } from '../table/validate.js';
 import { TOTAL_BASIS_POINTS } from '../table/types.js';
+import {
+  MAX_MATCHES,
+  MAX_REGEX_LENGTH,
+  MAX_RULE_TEXT_LENGTH,
+  MAX_RULES,
+  RULE_NAME_PATTERN,
+} from '../table/rules.js';
 
 const poolName = z.string().regex(POOL_NAME_PATTERN).describe('Pool name');
 const version = z
@@ -62,6 +69,40 @@ export const switchBody = z
   })
   .strict();
 
+/** One test of a routing rule (SPEC §12): one subject, one test, optionally inverted. */
+const ruleMatch = z
+  .object({
+    header: z.string().optional().describe('Header name (case-insensitive)'),
+    cookie: z.string().optional().describe('Cookie name'),
+    query: z.string().optional().describe('Query parameter name (percent-decoded)'),
+    path: z.literal(true).optional().describe('The request path, without the query'),
+    value: z.string().max(MAX_RULE_TEXT_LENGTH).optional().describe('Exact value'),
+    prefix: z.string().max(MAX_RULE_TEXT_LENGTH).optional().describe('Value prefix'),
+    regex: z
+      .string()
+      .max(MAX_REGEX_LENGTH)
+      .optional()
+      .describe('RE2 regular expression (linear time), unanchored: use ^ and $'),
+    present: z.literal(true).optional().describe('The subject is present'),
+    invert: z.boolean().optional().describe('Negate the test'),
+  })
+  .strict()
+  .describe('Exactly one of header, cookie, query, path and one of value, prefix, regex, present');
+
+/** A routing rule: requests for which every match holds go to `pool`. */
+const routingRule = z
+  .object({
+    name: z.string().regex(RULE_NAME_PATTERN).describe('Rule name, the metric label'),
+    match: z.array(ruleMatch).min(1).max(MAX_MATCHES),
+    pool: poolName,
+  })
+  .strict();
+
+/** PUT /v1/rules: the whole rule list, tried in order before the weighted split. */
+export const rulesBody = z
+  .object({ rules: z.array(routingRule).max(MAX_RULES), expectRevision })
+  .strict();
+
 /** POST /v1/rollback (the body is optional). */
 export const rollbackBody = z.object({ expectRevision }).strict();
 
@@ -70,6 +111,7 @@ export const routingTableSchema = z.object({
   revision: z.int().min(1),
   pools: z.record(poolName, z.object({ version, endpoints: z.array(z.string()) })),
   weights: z.record(poolName, basisPoints),
+  rules: z.array(routingRule).describe('Routing rules, tried in order before the weighted split'),
   updatedAt: z.string().describe('ISO-8601 time'),
   updatedBy: z.string(),
 });

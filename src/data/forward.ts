@@ -16,10 +16,12 @@ import type { StickyIdSource } from '../table/sticky-hash.js';
 import {
   pickEndpoint,
   type CompiledPool,
+  type CompiledRoute,
   type PoolMetricChildren,
   type RoutingSnapshot,
   type UpstreamErrorReason,
 } from './router.js';
+import { readCookie, RuleRequestView } from './rule-request.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { HOP_BY_HOP_HEADERS, removeConnectionNamed } from './hop-by-hop.js';
 import { writeProxyError } from './proxy-error.js';
@@ -134,26 +136,6 @@ export function normaliseAddress(addr: string | undefined): string {
   return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }
 
-/** Reads one cookie from a Cookie header value; undefined when absent. */
-export function readCookie(header: string, name: string): string | undefined {
-  let from = 0;
-  const n = header.length;
-  while (from < n) {
-    while (from < n && (header.charCodeAt(from) === 32 || header.charCodeAt(from) === 59)) from++;
-    let end = header.indexOf(';', from);
-    if (end === -1) end = n;
-    if (
-      end - from > name.length &&
-      header.charCodeAt(from + name.length) === 61 &&
-      header.startsWith(name, from)
-    ) {
-      return header.slice(from + name.length + 1, end).trim();
-    }
-    from = end + 1;
-  }
-  return undefined;
-}
-
 /**
  * True when the Via value `via` has an entry received by `token` (`1.1 token`, optionally with a
  * comment): the request has passed through this replica before.
@@ -233,7 +215,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   /** `Set-Cookie` value for a newly created sticky id, or null. */
   setCookie: string | null = null;
   #body: IncomingMessage | Buffer | null = null;
-  /** Sticky key the pool was picked by; undefined when an override header chose it. */
+  /** Sticky key the pool was picked by; undefined when an override header or a rule chose it. */
   #key: string | undefined;
   #retry = Retry.RefusedOnly;
   #attempt = 0;
@@ -408,6 +390,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
         pool = snap.pools.get(overridePool);
         if (pool === undefined)
           return this.fail('NO_HEALTHY_UPSTREAM', 'override pool is not in the table');
+      }
+    }
+    // Rules come before stickiness and the weighted split; without rules, one length check.
+    if (pool === undefined && snap.rules.length !== 0) {
+      const rules = snap.rules;
+      const view = new RuleRequestView(raw, cookie, this.path);
+      for (let i = 0; i < rules.length; i++) {
+        const rule = rules[i] as CompiledRoute;
+        if (rule.test(view)) {
+          rule.hits.inc();
+          pool = rule.pool;
+          break;
+        }
       }
     }
     if (pool === undefined) {

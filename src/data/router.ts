@@ -9,6 +9,7 @@ import type {
   RequestTally,
   UpstreamErrorReason,
 } from '../observability/metrics.js';
+import { compileRules, type RuleRequest } from '../table/rule-match.js';
 import { createPoolPicker, type PoolPicker } from '../table/sticky-hash.js';
 import type { RoutingTable } from '../table/types.js';
 import type { RetryBudget, RetryBudgets } from './retry-budget.js';
@@ -45,12 +46,22 @@ export interface CompiledPool {
   rr: number;
 }
 
+/** A routing rule compiled against its table: its predicate, its pool and its hit counter. */
+export interface CompiledRoute {
+  readonly name: string;
+  readonly test: (req: RuleRequest) => boolean;
+  readonly pool: CompiledPool;
+  readonly hits: CountTally;
+}
+
 /** An immutable compiled view of one routing table. */
 export interface RoutingSnapshot {
   readonly revision: number;
   readonly table: RoutingTable;
   readonly pick: PoolPicker;
   readonly pools: ReadonlyMap<string, CompiledPool>;
+  /** The table's rules in order; empty when it has none (the request path then reads nothing). */
+  readonly rules: readonly CompiledRoute[];
 }
 
 /** Builds the metric children of a pool/version pair. */
@@ -90,11 +101,20 @@ export function compileSnapshot(
       rr: 0,
     });
   }
+  const rules: CompiledRoute[] = [];
+  for (const rule of compileRules(table.rules)) {
+    const pool = pools.get(rule.pool);
+    // Validation keeps a rule's pool in the table; were it gone, the rule would match nothing.
+    if (pool === undefined) continue;
+    rules.push({ name: rule.name, test: rule.test, pool, hits: metrics.ruleTally(rule.name) });
+  }
+  metrics.retainRules(new Set(table.rules.map((rule) => rule.name)));
   return Object.freeze({
     revision: table.revision,
     table,
     pick: createPoolPicker(table.weights),
     pools,
+    rules: Object.freeze(rules),
   });
 }
 

@@ -29,6 +29,8 @@ export interface Metrics {
   readonly retries: Counter<'pool'>;
   /** Retries refused because the pool's retry budget was spent (issue 5); from `poolTally()`. */
   readonly retriesDenied: Counter<'pool'>;
+  /** Requests routed by each routing rule (SPEC §12); filled from `ruleTally()`. */
+  readonly ruleHits: Counter<'rule'>;
   /** Configured weight of each pool, in basis points. */
   readonly poolWeight: Gauge<'pool'>;
   /** Revision of the table this replica routes by. */
@@ -69,6 +71,13 @@ export interface Metrics {
    * writes through prom-client stay, because a connection still open would write them back.
    */
   dropPool(pool: string, options?: { keepConnectionSeries?: boolean }): void;
+  /**
+   * The hit tally of routing rule `rule` (the same object while the rule is kept). Rule names
+   * are chosen by the operator and at most MAX_RULES are in a table, so the label is bounded.
+   */
+  ruleTally(rule: string): CountTally;
+  /** Drops the hit series of every rule not in `rules` (the rules of the table in force). */
+  retainRules(rules: ReadonlySet<string>): void;
 }
 
 /** Upper bounds of `switchyard_request_duration_seconds`, in seconds. */
@@ -308,8 +317,31 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
         if (t.retriesDenied.value > 0) retriesDenied.inc({ pool: t.pool }, t.retriesDenied.value);
     },
   });
+  const rules = new Map<string, CountTally>();
+  const ruleHits = new Counter({
+    name: 'switchyard_rule_hits_total',
+    help: 'Requests routed by a routing rule, by rule name.',
+    labelNames: ['rule'],
+    registers,
+    collect() {
+      ruleHits.reset();
+      for (const [rule, t] of rules) if (t.value > 0) ruleHits.inc({ rule }, t.value);
+    },
+  });
   const metrics: Metrics = {
     registry,
+    ruleHits,
+    ruleTally(rule: string): CountTally {
+      let t = rules.get(rule);
+      if (t === undefined) {
+        t = new CountTally();
+        rules.set(rule, t);
+      }
+      return t;
+    },
+    retainRules(keep: ReadonlySet<string>): void {
+      for (const rule of [...rules.keys()]) if (!keep.has(rule)) rules.delete(rule);
+    },
     requests,
     requestDuration,
     upstreamErrors,

@@ -4,7 +4,15 @@
  */
 import { fail } from '../errors.js';
 import { planRollback } from './rollback.js';
-import type { Command, CommandMeta, HistoryEntry, PoolSpec, RoutingTable } from './types.js';
+import { sameRules } from './rules.js';
+import type {
+  Command,
+  CommandMeta,
+  HistoryEntry,
+  PoolSpec,
+  RoutingRule,
+  RoutingTable,
+} from './types.js';
 import { TOTAL_BASIS_POINTS } from './types.js';
 import {
   freezeTable,
@@ -20,7 +28,7 @@ export interface AppliedCommand {
   /** The next table; `current` itself when `changed` is false. */
   table: RoutingTable;
   /**
-   * False when the command leaves pools and weights exactly as they are: no new revision is
+   * False when the command leaves pools, weights and rules exactly as they are: no new revision is
    * made. A rollback is always a change (it spends the revision it undoes).
    */
   changed: boolean;
@@ -39,7 +47,7 @@ export interface SeedPool {
  * the next table at revision + 1, stamped with `meta.actor` and `meta.now` (default: now).
  * The command is re-validated, so hand-built commands get the same checks as parsed ones.
  * `history` (newest first) is only read by `rollback`. A command that changes nothing (same pools,
- * endpoints, versions and weights) returns `current` with `changed: false`. Throws REVISION_CONFLICT, UNKNOWN_POOL, POOL_LIVE, NO_STABLE_POOL,
+ * endpoints, versions, weights and rules) returns `current` with `changed: false`. Throws REVISION_CONFLICT, UNKNOWN_POOL, POOL_LIVE, NO_STABLE_POOL,
  * NOTHING_TO_UNDO, VALIDATION_FAILED or MUTABLE_VERSION.
  */
 export function applyCommand(
@@ -64,6 +72,7 @@ export function applyCommand(
   };
   const pools: Record<string, PoolSpec> = { ...current?.pools };
   const weights: Record<string, number> = { ...current?.weights };
+  let rules: readonly RoutingRule[] = current?.rules ?? [];
 
   switch (checked.op) {
     case 'set-pool': {
@@ -90,6 +99,16 @@ export function applyCommand(
           `pools.${checked.pool}: cannot remove a pool with weight ${weightBp} basis points (${weightBp / 100} % of the traffic); shift its traffic away first`,
         );
       }
+      // A rule's pool stays in the table: the rule would route to nothing (SPEC §12). Refusing
+      // keeps every table valid on its own (each rule's pool exists), so rollback and stored
+      // tables need no special case.
+      const rule = rules.find((r) => r.pool === checked.pool);
+      if (rule !== undefined) {
+        throw fail(
+          'POOL_LIVE',
+          `pools.${checked.pool}: routing rule "${rule.name}" sends traffic to it; change the rules first`,
+        );
+      }
       delete pools[checked.pool];
       delete weights[checked.pool];
       break;
@@ -111,6 +130,11 @@ export function applyCommand(
       }
       break;
     }
+    case 'rules': {
+      checked.rules.forEach((rule, i) => requirePool(pools, rule.pool, `rules[${i}].pool`));
+      rules = checked.rules;
+      break;
+    }
     case 'rollback': {
       const plan = planRollback(history);
       // The restored table comes from the audit log, which may have been read from a store:
@@ -119,14 +143,15 @@ export function applyCommand(
         ...stamp,
         pools: plan.table.pools,
         weights: plan.table.weights,
+        rules: plan.table.rules,
       });
       return { table, changed: true, undoes: plan.undoes };
     }
   }
-  if (current !== null && sameRouting(current, pools, weights)) {
+  if (current !== null && sameRouting(current, pools, weights) && sameRules(current.rules, rules)) {
     return { table: current, changed: false };
   }
-  return { table: buildTable(stamp, pools, weights), changed: true };
+  return { table: buildTable(stamp, pools, weights, rules), changed: true };
 }
 
 /**
@@ -156,6 +181,7 @@ export function createSeedTable(
     { revision: 1, updatedAt: meta.now ?? new Date().toISOString(), updatedBy: meta.actor },
     specs,
     weights,
+    [],
   );
 }
 
@@ -203,6 +229,7 @@ function buildTable(
   stamp: { revision: number; updatedAt: string; updatedBy: string },
   pools: Readonly<Record<string, PoolSpec>>,
   weights: Readonly<Record<string, number>>,
+  rules: readonly RoutingRule[],
 ): RoutingTable {
   const ownPools: Record<string, PoolSpec> = {};
   const ownWeights: Record<string, number> = {};
@@ -210,5 +237,10 @@ function buildTable(
     ownPools[name] = { version: spec.version, endpoints: [...spec.endpoints] };
     ownWeights[name] = weightOf(weights, name);
   }
-  return freezeTable({ ...stamp, pools: ownPools, weights: ownWeights });
+  const ownRules = rules.map((rule) => ({
+    name: rule.name,
+    match: rule.match.map((m) => ({ ...m })),
+    pool: rule.pool,
+  }));
+  return freezeTable({ ...stamp, pools: ownPools, weights: ownWeights, rules: ownRules });
 }

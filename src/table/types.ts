@@ -21,10 +21,41 @@ export interface RoutingTable {
   readonly pools: Readonly<Record<string, PoolSpec>>;
   /** Weight of every pool in basis points; same keys as `pools`; sums to 10000. */
   readonly weights: Readonly<Record<string, number>>;
+  /**
+   * Routing rules (SPEC §12), tried in order before the weighted split and stickiness. Every
+   * rule's pool is in `pools` (a pool a rule names cannot be removed). Empty when there are none.
+   */
+  readonly rules: readonly RoutingRule[];
   /** ISO-8601 time of the change that produced this revision. */
   readonly updatedAt: string;
   /** Actor of that change, e.g. `admin:token`, `cli`, `redis:1700000000000-0`. */
   readonly updatedBy: string;
+}
+
+/**
+ * One test of a routing rule, in its normalised JSON form: exactly one subject (`header` and
+ * `cookie` and `query` name one, `path: true` is the request path without the query) and exactly
+ * one test (`value` exact, `prefix`, `regex` unanchored on a linear-time engine, `present`).
+ * Header names are stored in lowercase; `invert` is only stored when true.
+ */
+export interface RuleMatch {
+  readonly header?: string;
+  readonly cookie?: string;
+  readonly query?: string;
+  readonly path?: true;
+  readonly value?: string;
+  readonly prefix?: string;
+  readonly regex?: string;
+  readonly present?: true;
+  readonly invert?: true;
+}
+
+/** A routing rule: requests for which every match holds go to `pool`. */
+export interface RoutingRule {
+  /** `[a-z][a-z0-9-]{0,63}`, unique in the table; the `rule` label of its hit counter. */
+  readonly name: string;
+  readonly match: readonly RuleMatch[];
+  readonly pool: string;
 }
 
 /** Where a command came from (audit `source`). */
@@ -42,6 +73,7 @@ export type Command =
   | { readonly op: 'weights'; readonly weights: Readonly<Record<string, number>> }
   | { readonly op: 'canary'; readonly basisPoints: number; readonly pool: string }
   | { readonly op: 'switch'; readonly to: string }
+  | { readonly op: 'rules'; readonly rules: readonly RoutingRule[] }
   | { readonly op: 'rollback' };
 
 /** The operation names accepted in `op`. */

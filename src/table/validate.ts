@@ -6,8 +6,15 @@
 import { z } from 'zod';
 import { fail, SwitchyardError, type ErrorCode } from '../errors.js';
 import { redactText } from './redact.js';
+import { parseRules } from './rules.js';
 import { percentToBasisPoints } from './weights.js';
-import { TOTAL_BASIS_POINTS, type Command, type PoolSpec, type RoutingTable } from './types.js';
+import {
+  TOTAL_BASIS_POINTS,
+  type Command,
+  type PoolSpec,
+  type RoutingRule,
+  type RoutingTable,
+} from './types.js';
 
 /** Pool names (SPEC §2). */
 export const POOL_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
@@ -24,7 +31,15 @@ const MAX_ENDPOINTS = 64;
 /** How much of an offending value is echoed back in a message. */
 const MAX_ECHO_LENGTH = 80;
 
-const COMMAND_OPS = ['set-pool', 'remove-pool', 'weights', 'canary', 'switch', 'rollback'] as const;
+const COMMAND_OPS = [
+  'set-pool',
+  'remove-pool',
+  'weights',
+  'canary',
+  'switch',
+  'rules',
+  'rollback',
+] as const;
 
 /**
  * True for an immutable version: a lowercase hex git SHA of 7..40 characters or an OCI digest
@@ -131,6 +146,8 @@ const commandSchema = z.discriminatedUnion(
       basisPoints: basisPointsSchema.optional(),
     }),
     z.strictObject({ ...envelopeShape, op: z.literal('switch'), to: poolNameSchema }),
+    // The rule list is checked by hand (parseRules) for one precise message per problem.
+    z.strictObject({ ...envelopeShape, op: z.literal('rules'), rules: z.unknown().optional() }),
     z.strictObject({ ...envelopeShape, op: z.literal('rollback') }),
   ],
   { error: `must be one of ${COMMAND_OPS.join(', ')}` },
@@ -146,6 +163,8 @@ const tableSchema = z.object({
     error: 'must be a JSON object mapping pool names to pools',
   }),
   weights: plainObjectSchema,
+  // Tables written before rules existed have none.
+  rules: z.unknown().optional(),
   updatedAt: z.string({ error: 'must be a string' }),
   updatedBy: z.string({ error: 'must be a string' }),
 });
@@ -197,6 +216,8 @@ function buildCommand(raw: RawCommand): Command {
     }
     case 'switch':
       return { op: 'switch', to: raw.to };
+    case 'rules':
+      return { op: 'rules', rules: parseRules(raw.rules) };
     case 'rollback':
       return { op: 'rollback' };
   }
@@ -286,10 +307,17 @@ export function parseTable(input: unknown): RoutingTable {
   if (totalBp !== TOTAL_BASIS_POINTS) {
     throw fail('VALIDATION_FAILED', `weights: must sum to ${TOTAL_BASIS_POINTS} (got ${totalBp})`);
   }
+  const rules = raw.rules === undefined ? [] : parseRules(raw.rules);
+  rules.forEach((rule, i) => {
+    if (!isPoolName(rule.pool) || !Object.hasOwn(pools, rule.pool)) {
+      throw fail('VALIDATION_FAILED', `rules[${i}].pool: no such pool`);
+    }
+  });
   return freezeTable({
     revision: raw.revision,
     pools,
     weights,
+    rules,
     updatedAt: raw.updatedAt,
     updatedBy: raw.updatedBy,
   });
@@ -382,10 +410,18 @@ export function freezeTable(t: RoutingTable): RoutingTable {
   }
   Object.freeze(t.pools);
   Object.freeze(t.weights);
+  for (const rule of t.rules) freezeRule(rule);
+  Object.freeze(t.rules);
   return Object.freeze(t);
 }
 
 // ---------------------------------------------------------------------------------------------
+
+function freezeRule(rule: RoutingRule): void {
+  for (const m of rule.match) Object.freeze(m);
+  Object.freeze(rule.match);
+  Object.freeze(rule);
+}
 
 function checkBasisPoints(value: unknown, path: string): number {
   if (

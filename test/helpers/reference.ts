@@ -70,6 +70,7 @@ export function makeTable(
       ]),
     ),
     weights: Object.fromEntries(Object.entries(pools).map(([name, p]) => [name, p.weight])),
+    rules: [],
     updatedAt: new Date(0).toISOString(),
     updatedBy: 'test',
   };

@@ -848,6 +848,7 @@ describe('admin API: OpenAPI document', () => {
         'POST /v1/canary',
         'POST /v1/switch',
         'POST /v1/rollback',
+        'PUT /v1/rules',
         'GET /v1/history',
         'GET /v1/replicas',
         'GET /v1/traffic',

@@ -41,6 +41,7 @@ const GROUPS: Readonly<Record<string, 'demo' | 'redis'>> = {
   tour: 'demo',
   'admin-api': 'demo',
   cli: 'demo',
+  rules: 'demo',
   redis: 'redis',
 };
 

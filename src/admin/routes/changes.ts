@@ -20,6 +20,7 @@ import {
   removePoolBody,
   rollbackBody,
   routingTableSchema,
+  rulesBody,
   setPoolBody,
   switchBody,
   weightsBody,
@@ -186,6 +187,19 @@ export function changeRoutes(
         }
         return change(ctx, { ...body, op: 'switch' });
       },
+    },
+    {
+      method: 'PUT',
+      path: '/v1/rules',
+      auth: 'token',
+      summary: 'Replace the routing rules (tried in order before the weighted split)',
+      description:
+        'A rule naming a pool not in the table: 404 UNKNOWN_POOL. A bad rule or regex: 400 VALIDATION_FAILED naming the field. A pool a rule names cannot be removed (409 POOL_LIVE). `{"rules":[]}` removes every rule.',
+      body: rulesBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: changeResultSchema,
+      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'rules' }),
     },
     {
       method: 'POST',

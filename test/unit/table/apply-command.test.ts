@@ -75,6 +75,7 @@ describe('applyCommand', () => {
         revision: 1,
         pools: { blue: { version: SHA_BLUE, endpoints: ['http://a:1'] } },
         weights: { blue: 10000 },
+        rules: [],
         updatedAt: META.now,
         updatedBy: 'test',
       });
@@ -407,6 +408,7 @@ describe('createSeedTable', () => {
         green: { version: SHA_GREEN, endpoints: ['http://g:1'] },
       },
       weights: { blue: 10000, green: 0 },
+      rules: [],
       updatedAt: 'T',
       updatedBy: 'seed',
     });

@@ -15,6 +15,7 @@ export function makeTable(overrides: Partial<RoutingTable> = {}): RoutingTable {
       canary: { version: SHA_CANARY, endpoints: ['http://10.0.0.31:3000'] },
     },
     weights: { blue: 10000, green: 0, canary: 0 },
+    rules: [],
     updatedAt: '2026-01-01T00:00:00.000Z',
     updatedBy: 'test',
     ...overrides,

@@ -375,6 +375,7 @@ describe('parseTable', () => {
         green: { version: DIGEST, endpoints: ['http://b:2'] },
       },
       weights: { blue: 7500, green: 2500 },
+      rules: [],
       updatedAt: '2026-01-01T00:00:00.000Z',
       updatedBy: 'redis:1-0',
     });
