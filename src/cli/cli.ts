@@ -37,6 +37,7 @@ import { runLocal } from './local-commands.js';
 import { describeRefusal, type RefusalContext } from './refusal.js';
 import { didYouMean } from './suggest.js';
 import { waitDrained } from './wait-drained.js';
+import { formatRules, readRulesFile, RulesFileError } from './rules-command.js';
 
 /** Exit codes (SPEC §1). */
 export const EXIT_OK = 0;
@@ -314,6 +315,30 @@ async function execute(
     }
     case 'wait-drained':
       return waitDrained(positionals, values, client, io);
+    case 'rules': {
+      expectArgs(positionals, 0, 'rules takes no arguments');
+      const answer = await client.call('GET', '/v1/state');
+      return print(answer, (body: { table: RoutingTable | null }) =>
+        formatRules(body.table?.rules ?? []),
+      );
+    }
+    case 'set-rules': {
+      expectArgs(positionals, 0, 'set-rules takes no arguments: the rules come from --file');
+      const file = str(values.file);
+      if (file === undefined) throw new UsageError('set-rules needs --file FILE');
+      let rules: { rules: unknown[] };
+      try {
+        rules = await readRulesFile(file);
+      } catch (err) {
+        if (err instanceof RulesFileError) throw new UsageError(err.message);
+        throw err;
+      }
+      const answer = await client.call('PUT', `/v1/rules${query}`, {
+        ...envelope(values),
+        ...rules,
+      });
+      return print(answer, (table: RoutingTable) => formatChange(table), []);
+    }
     default: {
       const plan = planChange(command, positionals, values);
       const answer = await client.call(plan.method, `${plan.path}${query}`, plan.body);
@@ -322,14 +347,17 @@ async function execute(
   }
 }
 
-function planChange(command: string, positionals: readonly string[], values: Values): Plan {
-  const body: Record<string, unknown> = {};
+/** The fields every change body may carry: `expectRevision` from --expect-revision. */
+function envelope(values: Values): Record<string, unknown> {
   const expect = str(values['expect-revision']);
-  if (expect !== undefined) {
-    if (!/^\d+$/.test(expect))
-      throw new UsageError('--expect-revision: must be a non-negative integer');
-    body.expectRevision = Number(expect);
-  }
+  if (expect === undefined) return {};
+  if (!/^\d+$/.test(expect))
+    throw new UsageError('--expect-revision: must be a non-negative integer');
+  return { expectRevision: Number(expect) };
+}
+
+function planChange(command: string, positionals: readonly string[], values: Values): Plan {
+  const body = envelope(values);
   switch (command) {
     case 'canary': {
       expectArgs(positionals, 1, 'canary needs exactly one PERCENT, e.g. `switchyard canary 5`');

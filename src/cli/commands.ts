@@ -209,6 +209,32 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['switchyard remove-pool canary'],
   },
   {
+    name: 'rules',
+    synopsis: '',
+    summary: 'the routing rules, in the order they are tried before the weighted split',
+    description:
+      'One row per rule: its name, its pool and its matches (all must hold). Requests no rule ' +
+      'matches follow the weights.',
+    kind: 'read',
+    options: [],
+    examples: ['switchyard rules', 'switchyard rules --json'],
+  },
+  {
+    name: 'set-rules',
+    synopsis: '--file FILE',
+    summary: 'replace the routing rules with those in a JSON file',
+    description:
+      'FILE holds {"rules":[...]} (the body of PUT /v1/rules) or a bare array of rules; an ' +
+      'empty array removes every rule. The server validates every rule (a bad one names its ' +
+      'field) and a rollback restores the previous rules.',
+    kind: 'change',
+    options: [{ name: 'file', type: 'string', value: 'FILE', help: 'JSON file with the rules' }],
+    examples: [
+      'switchyard set-rules --file rules.json',
+      "echo '[]' > none.json && switchyard set-rules --file none.json",
+    ],
+  },
+  {
     name: 'history',
     synopsis: '[--limit N]',
     summary: 'audit log, newest first: who changed what, and what was refused',

@@ -2,6 +2,11 @@
  * Routing rules (SPEC §12, issue 15) end to end: PUT /v1/rules and the Redis op `rules` change
  * the table, and the proxy sends matching requests to the rule's pool before the weighted split.
  */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
@@ -215,5 +220,45 @@ describe('routing rules', () => {
     await eventually(async () => expect(await poolFor(app, '/x?preview=1')).toBe('green'));
     const state = await send(`${app.adminUrl}/v1/state`, 'GET');
     expect(state.body.table).toMatchObject({ rules: [{ name: 'preview', pool: 'green' }] });
+  });
+});
+
+describe('the rules commands of the CLI (real binary)', () => {
+  const main = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'main.js');
+  // Asynchronous: the app under test runs in this process and must keep answering.
+  const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((resolve) => {
+      execFile(process.execPath, [main, ...args], (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+        resolve({ code, stdout, stderr });
+      });
+    });
+
+  test('set-rules --file replaces the rules, rules lists them; a bad file is a usage error', async () => {
+    const { app } = await world();
+    const admin = ['--admin', app.adminUrl];
+    const dir = await mkdtemp(join(tmpdir(), 'switchyard-rules-'));
+    closers.push(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'rules.json');
+    await writeFile(file, JSON.stringify({ rules: RULES.slice(0, 2) }));
+
+    expect((await cli(['rules', ...admin])).stdout).toContain('no routing rules');
+    const set = await cli(['set-rules', '--file', file, ...admin]);
+    expect(set.code).toBe(0);
+    expect(set.stdout).toMatch(/^revision 2: /);
+    const shown = await cli(['rules', ...admin]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/1\s+beta-header\s+canary\s+header x-beta = "1"/);
+    expect(shown.stdout).toMatch(/2\s+beta-cookie\s+canary\s+cookie beta = "yes"/);
+    expect(await poolFor(app, '/', { 'x-beta': '1' })).toBe('canary');
+
+    await writeFile(file, '{"rules": 3}');
+    const bad = await cli(['set-rules', '--file', file, ...admin]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('must hold {"rules":[...]} or an array of rules');
+    await writeFile(file, JSON.stringify([{ name: 'x', match: [], pool: 'purple' }]));
+    const refused = await cli(['set-rules', '--file', file, ...admin]);
+    expect(refused.code).toBe(1);
+    expect((await cli(['rules', '--json', ...admin])).stdout).toContain('"beta-cookie"');
   });
 });
