@@ -18,6 +18,7 @@ import { Router, type Route, type RouteReply } from './router.js';
 import { auditRoutes } from './routes/audit.js';
 import { changeRoutes } from './routes/changes.js';
 import { opsRoutes } from './routes/ops.js';
+import { rolloutRoutes } from './routes/rollouts.js';
 import { stateRoutes } from './routes/state.js';
 import { trafficRoutes } from './routes/traffic.js';
 
@@ -67,6 +68,7 @@ export class AdminServer {
       ),
       ...auditRoutes(deps),
       ...trafficRoutes(deps),
+      ...rolloutRoutes(deps),
       ...opsRoutes(
         deps,
         options.buildSha,

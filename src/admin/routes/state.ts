@@ -20,6 +20,7 @@ export function stateRoutes(deps: AdminDeps, buildSha: string): Route[] {
             appliedRevision: deps.proxy.appliedRevision(),
             store: deps.store.status(),
             build: buildSha,
+            ...(deps.replicaId === undefined ? {} : { replica: deps.replicaId }),
           },
         }),
     },
