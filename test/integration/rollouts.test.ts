@@ -91,6 +91,14 @@ function load(app: TestApp): RunningLoad {
   return running;
 }
 
+/** Waits for 100 baseline answers: blue-green judges the target against these figures. */
+async function baselineTraffic(app: TestApp): Promise<void> {
+  await eventually(
+    () => expect(app.app.proxy.poolCounts().get('blue')?.requests ?? 0).toBeGreaterThan(100),
+    { timeoutMs: 10_000 },
+  );
+}
+
 function errorOf(answer: Answer): { code: string; message: string } {
   return answer.body.error as { code: string; message: string };
 }
@@ -253,6 +261,51 @@ describe('rollouts (memory store)', () => {
     expect(promoted.status).toBe(200);
     await eventually(async () => expect((await current(app)).phase).toBe('promoted'), {
       timeoutMs: 10_000,
+    });
+    expect(await weights(app)).toEqual({ blue: 0, canary: 10_000 });
+  });
+
+  it('blue-green: switches at once, judges against the baseline from before, switches back', async () => {
+    const { app } = await world({ canaryErrorRate: 0.2 });
+    load(app);
+    await baselineTraffic(app);
+    const started = await call(app, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      strategy: 'blue-green',
+      analysis: { window: '1m' },
+    });
+    expect(started.status).toBe(201);
+    expect(started.body.steps).toEqual([{ basisPoints: 10_000 }]);
+    const r = await eventually(
+      async () => {
+        const now = await current(app);
+        expect(now.phase).toBe('aborted');
+        return now;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    expect(r.decisions.at(-1)!.reason).toMatch(/^canary 5xx .* vs blue /);
+    expect(await weights(app)).toEqual({ blue: 10_000, canary: 0 });
+  });
+
+  it('blue-green: a healthy target is promoted after the window', async () => {
+    const { app } = await world();
+    load(app);
+    await baselineTraffic(app);
+    const started = await call(app, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      strategy: 'blue-green',
+      analysis: {
+        window: '1s',
+        minRequests: 20,
+        minRequestsToPromote: 20,
+        tolerance: { points: 20 },
+      },
+    });
+    expect(started.status).toBe(201);
+    await eventually(async () => expect((await current(app)).phase).toBe('promoted'), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
     });
     expect(await weights(app)).toEqual({ blue: 0, canary: 10_000 });
   });
