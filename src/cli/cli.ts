@@ -6,6 +6,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { TrafficReport } from '../admin/traffic-report.js';
 import type { ReplicaInfo } from '../control/control-store.js';
 import { bearerTokenProblem } from '../lib/bearer-token.js';
+import { runRolloutCommand } from './rollout-command.js';
 import type { HistoryEntry, RoutingTable } from '../table/types.js';
 import {
   AdminClient,
@@ -32,6 +33,7 @@ export const CLI_COMMANDS: readonly string[] = [
   'set-pool',
   'history',
   'replicas',
+  'rollout',
 ];
 
 /** Exit codes (SPEC §1). */
@@ -63,6 +65,8 @@ commands:
                                        create or update a pool
   history [--limit N]                  audit log, newest first
   replicas                             replicas and the revision each has applied
+  rollout start|status|wait|promote|pause|resume|abort
+                                       progressive rollouts (switchyard rollout --help)
 
 options:
   --admin URL       admin API, may end in a path prefix (env SWITCHYARD_ADMIN_URL,
@@ -126,6 +130,7 @@ export async function runCli(
   io: CliIo,
 ): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'rollout') return runRolloutCommand(rest, env, io);
   const options = command === undefined ? undefined : COMMAND_OPTIONS[command];
   if (command === undefined || options === undefined) {
     io.stderr.write(`switchyard: unknown command ${JSON.stringify(command ?? '')}\n${CLI_USAGE}`);
