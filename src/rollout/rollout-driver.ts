@@ -23,56 +23,17 @@ import type { Metrics } from '../observability/metrics.js';
 import { TOTAL_BASIS_POINTS, type RoutingTable } from '../table/types.js';
 import { LATENCY_WARMUP_MS } from './analysis.js';
 import { stepVerdict, type PoolCounts, type Verdict } from './judge.js';
-import { isWeightStep, type RolloutPlan, type RolloutStep } from './rollout-plan.js';
+import { countsSince, EMPTY, formatBp, judgedSteps, type Period } from './rollout-period.js';
+import { isWeightStep, type RolloutPlan } from './rollout-plan.js';
+import {
+  ACTIVE,
+  PHASES,
+  type RolloutDecision,
+  type RolloutPhase,
+  type RolloutRecord,
+} from './rollout-record.js';
 
-/** Phases of SPEC §9. */
-export type RolloutPhase = 'progressing' | 'paused' | 'awaiting-approval' | 'promoted' | 'aborted';
-
-const PHASES: readonly RolloutPhase[] = [
-  'progressing',
-  'paused',
-  'awaiting-approval',
-  'promoted',
-  'aborted',
-];
-
-/** One recorded decision. */
-export interface RolloutDecision {
-  readonly time: string;
-  readonly action: string;
-  readonly reason: string;
-  /** True when `analysis.dryRun` kept the engine from acting on it. */
-  readonly dryRun?: boolean;
-}
-
-/** The live judgement of the current period. */
-export interface RolloutJudgement {
-  readonly target: Verdict['target'];
-  readonly baseline: Verdict['baseline'];
-  readonly verdict: Verdict['verdict'];
-  readonly reason: string;
-  readonly evidence: Verdict['evidence'];
-  readonly overdue: boolean;
-}
-
-/** A rollout as the status shows it. */
-export interface RolloutRecord {
-  readonly id: string;
-  readonly pool: string;
-  readonly baseline: string;
-  readonly version: string | null;
-  readonly strategy: RolloutPlan['strategy'];
-  phase: RolloutPhase;
-  step: number;
-  readonly steps: readonly RolloutStep[];
-  targetWeightBp: number;
-  readonly startedAt: string;
-  updatedAt: string;
-  readonly driver: string;
-  readonly analysis: RolloutPlan['analysis'];
-  judgement: RolloutJudgement | null;
-  readonly decisions: RolloutDecision[];
-}
+export type { RolloutRecord } from './rollout-record.js';
 
 /** What the driver uses; all created and closed by the app. */
 export interface RolloutDriverDeps {
@@ -90,23 +51,6 @@ export interface RolloutDriverDeps {
 const MAX_KEPT = 20;
 /** Decisions kept per rollout (the oldest are dropped past this). */
 const MAX_DECISIONS = 200;
-
-const ACTIVE: ReadonlySet<RolloutPhase> = new Set(['progressing', 'paused', 'awaiting-approval']);
-
-const EMPTY: PoolCounts = { requests: 0, errors: 0 };
-
-/** The judged period of the current weight. */
-interface Period {
-  /** Counts when the weight was applied everywhere (the clock start). */
-  readonly start: ReadonlyMap<string, PoolOutcomeSnapshot>;
-  readonly startedAtMs: number;
-  /** Counts at the end of the latency warm-up, once reached. */
-  warm: ReadonlyMap<string, PoolOutcomeSnapshot> | null;
-  /** Baseline counts judged instead of the live ones (blue-green: from before the switch). */
-  readonly frozenBaseline: PoolCounts | null;
-  /** A dry-run failure was recorded for this period already. */
-  failureRecorded: boolean;
-}
 
 /** Drives rollouts in this process. */
 export class RolloutDriver {
@@ -391,7 +335,7 @@ export class RolloutDriver {
     if (step === undefined) return;
     if (isWeightStep(step)) {
       if (this.#period !== null) {
-        const t = this.#countsSince(r.pool, this.#period.start);
+        const t = countsSince(r.pool, this.#period.start, this.#deps.counts());
         this.#earlierTargetRequests += t.requests;
       }
       this.#period = null;
@@ -431,9 +375,9 @@ export class RolloutDriver {
     const elapsedMs = now - period.startedAtMs;
     const counts = this.#deps.counts();
     if (period.warm === null && elapsedMs >= LATENCY_WARMUP_MS) period.warm = counts;
-    const target = this.#countsSince(r.pool, period.start, counts, period.warm);
+    const target = countsSince(r.pool, period.start, counts, period.warm);
     const baseline =
-      period.frozenBaseline ?? this.#countsSince(r.baseline, period.start, counts, period.warm);
+      period.frozenBaseline ?? countsSince(r.baseline, period.start, counts, period.warm);
     const nextWeight = r.steps.slice(r.step + 1).find(isWeightStep);
     const verdict = stepVerdict({
       targetName: r.pool,
@@ -456,23 +400,6 @@ export class RolloutDriver {
       overdue: verdict.overdue,
     };
     return verdict;
-  }
-
-  #countsSince(
-    pool: string,
-    start: ReadonlyMap<string, PoolOutcomeSnapshot>,
-    now: ReadonlyMap<string, PoolOutcomeSnapshot> = this.#deps.counts(),
-    warm: ReadonlyMap<string, PoolOutcomeSnapshot> | null = null,
-  ): PoolCounts {
-    const a = start.get(pool);
-    const b = now.get(pool);
-    if (b === undefined) return EMPTY;
-    const from = warm?.get(pool);
-    return {
-      requests: b.requests - (a?.requests ?? 0),
-      errors: b.errors - (a?.errors ?? 0),
-      ...(warm === null ? {} : { latency: from ? b.latency.since(from.latency) : b.latency }),
-    };
   }
 
   /**
@@ -556,17 +483,4 @@ export class RolloutDriver {
     m.rolloutStep.set(r.step);
     m.rolloutTargetWeight.set(r.targetWeightBp);
   }
-}
-
-/** Judged periods of a rollout (the false-abort budget is split among them). */
-function judgedSteps(r: RolloutRecord): number {
-  if (r.strategy === 'blue-green') return 1;
-  return Math.max(
-    1,
-    r.steps.filter((s) => isWeightStep(s) && s.basisPoints < TOTAL_BASIS_POINTS).length,
-  );
-}
-
-function formatBp(bp: number): string {
-  return `${String(bp / 100)} %`;
 }
