@@ -9,7 +9,8 @@
  * period runs through the pauses after it; leaving it for the next weight needs a `pass` (a
  * human `promote` of an approval pause is the exception). Failing is checked at every tick, in
  * every phase. Reaching 100 % promotes; for `blue-green` the 100 % period is judged for
- * `analysis.window` against the baseline's counts from before the switch, then promotes.
+ * `analysis.window` against the baseline's counts over the same window before the switch (at
+ * most the last 5 min, from snapshots kept every 10 s), then promotes.
  *
  * Every operation (tick, start, promote, pause, resume, abort) runs one at a time through
  * #serial, so a human action and a tick never interleave their store writes.
@@ -23,7 +24,14 @@ import type { Metrics } from '../observability/metrics.js';
 import { TOTAL_BASIS_POINTS, type RoutingTable } from '../table/types.js';
 import { LATENCY_WARMUP_MS } from './analysis.js';
 import { stepVerdict, type PoolCounts, type Verdict } from './judge.js';
-import { countsSince, EMPTY, formatBp, judgedSteps, type Period } from './rollout-period.js';
+import {
+  countsSince,
+  EMPTY,
+  formatBp,
+  judgedSteps,
+  type CountsSnapshot,
+  type Period,
+} from './rollout-period.js';
 import { isWeightStep, type RolloutPlan } from './rollout-plan.js';
 import {
   ACTIVE,
@@ -49,6 +57,9 @@ export interface RolloutDriverDeps {
 
 /** Rollouts kept for `GET /v1/rollouts` (newest first). */
 const MAX_KEPT = 20;
+/** How often counts are kept for blue-green's look back, and for how long. */
+const SNAPSHOT_EVERY_MS = 10_000;
+const MAX_LOOKBACK_MS = 5 * 60_000;
 /** Decisions kept per rollout (the oldest are dropped past this). */
 const MAX_DECISIONS = 200;
 
@@ -67,8 +78,10 @@ export class RolloutDriver {
   #stepStartedAtMs = 0;
   /** Target requests of the current rollout's closed periods. */
   #earlierTargetRequests = 0;
-  /** Counts when the rollout started (blue-green judges the baseline's from before the switch). */
-  #startCounts: ReadonlyMap<string, PoolOutcomeSnapshot> | null = null;
+  /** The baseline's counts over the window before the switch (blue-green judges against them). */
+  #beforeSwitch: PoolCounts | null = null;
+  /** Snapshots every SNAPSHOT_EVERY_MS over the last MAX_LOOKBACK_MS, oldest first. */
+  readonly #lookback: Array<{ atMs: number; counts: CountsSnapshot }> = [];
   /** Set by promote() until the step is left: a human approval skips the pass gate. */
   #approved = false;
 
@@ -82,7 +95,9 @@ export class RolloutDriver {
     if (this.#state !== 'idle')
       throw new Error(`RolloutDriver.start() called while ${this.#state}`);
     this.#state = 'running';
+    this.#remember();
     this.#timer = setInterval(() => {
+      this.#remember();
       this.#run(() => this.#tick()).catch((err: unknown) => {
         this.#log.error({ err }, 'rollout tick failed');
       });
@@ -163,7 +178,10 @@ export class RolloutDriver {
       this.#pendingRevision = null;
       this.#period = null;
       this.#earlierTargetRequests = 0;
-      this.#startCounts = this.#deps.counts();
+      this.#beforeSwitch =
+        plan.strategy === 'blue-green'
+          ? this.#baselineBefore(plan.baseline, plan.analysis.windowMs)
+          : null;
       this.#decide(
         record,
         'start',
@@ -354,10 +372,7 @@ export class RolloutDriver {
     const now = Date.now();
     this.#stepStartedAtMs = now;
     let frozenBaseline: PoolCounts | null = null;
-    if (r.strategy === 'blue-green') {
-      const b = this.#startCounts?.get(r.baseline);
-      frozenBaseline = b ? { requests: b.requests, errors: b.errors, latency: b.latency } : EMPTY;
-    }
+    if (r.strategy === 'blue-green') frozenBaseline = this.#beforeSwitch ?? EMPTY;
     this.#period = {
       start: this.#deps.counts(),
       startedAtMs: now,
@@ -400,6 +415,26 @@ export class RolloutDriver {
       overdue: verdict.overdue,
     };
     return verdict;
+  }
+
+  /** Keeps a snapshot every SNAPSHOT_EVERY_MS for MAX_LOOKBACK_MS (blue-green's baseline). */
+  #remember(): void {
+    const now = Date.now();
+    const newest = this.#lookback.at(-1);
+    if (newest !== undefined && now - newest.atMs < SNAPSHOT_EVERY_MS) return;
+    this.#lookback.push({ atMs: now, counts: this.#deps.counts() });
+    while ((this.#lookback[0]?.atMs ?? now) < now - MAX_LOOKBACK_MS) this.#lookback.shift();
+  }
+
+  /**
+   * `baseline`'s counts over the last `windowMs` (at most MAX_LOOKBACK_MS; less when this
+   * process has run for less), latency included.
+   */
+  #baselineBefore(baseline: string, windowMs: number): PoolCounts {
+    const now = Date.now();
+    const from =
+      this.#lookback.find((s) => s.atMs >= now - windowMs)?.counts ?? new Map<string, never>();
+    return countsSince(baseline, from, this.#deps.counts(), from);
   }
 
   /**
