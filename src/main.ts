@@ -22,6 +22,8 @@ const USAGE = `usage: switchyard <command> [options]
   status | canary PERCENT | weights POOL=PERCENT... | switch POOL | rollback |
   set-pool POOL --version SHA --endpoint URL... | history | replicas
                                     operator commands (see \`switchyard status --help\`)
+  rollout start|status|wait|promote|pause|resume|abort
+                                    progressive rollouts (\`switchyard rollout --help\`)
 `;
 
 const PROXY_USAGE_HEAD = `usage: switchyard proxy [--config FILE] [flags]

@@ -244,7 +244,8 @@ export function formatRollout(r: Rollout): string {
     const { have, need } = r.judgement.evidence;
     const filled = Math.min(20, Math.floor((20 * have) / Math.max(1, need)));
     lines.push(`evidence [${'#'.repeat(filled)}${'.'.repeat(20 - filled)}] ${have}/${need}`);
-    lines.push(`verdict ${r.judgement.verdict}: ${r.judgement.reason}`);
+    const { verdict, reason } = r.judgement;
+    lines.push(`verdict ${reason.startsWith(verdict) ? reason : `${verdict}: ${reason}`}`);
   }
   for (const d of r.decisions.slice(-5)) {
     lines.push(`  ${d.time} ${d.action}${d.dryRun === true ? ' (dry run)' : ''}: ${d.reason}`);
