@@ -14,6 +14,7 @@ import { isSwitchyardError } from './errors.js';
 import { ProxyServer } from './data/proxy-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { RolloutDriver } from './rollout/rollout-driver.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -40,6 +41,8 @@ export interface App {
   readonly feed: TableFeed;
   readonly proxy: ProxyServer;
   readonly admin: AdminServer;
+  /** The rollout engine (SPEC §9; in-process, memory store only for now). */
+  readonly rollouts: RolloutDriver;
   readonly replicaId: string;
   /** Starts the store, loads or seeds the table, then listens. Throws if called twice. */
   start(): Promise<void>;
@@ -89,12 +92,21 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   let state: AppState = 'idle';
   let shuttingDown = false;
   const isReady = (): boolean => state === 'running' && !shuttingDown && feed.current() !== null;
+  const rollouts = new RolloutDriver({
+    store,
+    counts: () => proxy.poolCounts(),
+    replicaId,
+    logger,
+    metrics,
+  });
   const admin = new AdminServer(config, {
     logger: logger.child({ component: 'admin' }),
     metrics,
     store,
     proxy,
     isReady,
+    rollouts,
+    replicaId,
   });
 
   const setState = (next: AppState): void => {
@@ -146,6 +158,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       };
       // Reverse of start, except the admin API closes last: /readyz keeps answering 503 (and
       // /metrics keeps answering) while the proxy drains.
+      await step(() => rollouts.close());
       await step(() => proxy.close());
       if (ownsStore) await step(() => store.close());
       await step(() => admin.close());
@@ -164,6 +177,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     feed,
     proxy,
     admin,
+    rollouts,
     replicaId,
     isReady,
     async start() {
@@ -178,6 +192,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         await admin.start();
         // An endpoint on the admin port would serve the admin API on the public one (issue 10).
         proxy.addOwnListener(admin.address());
+        rollouts.start();
         setState('running');
         logger.info(
           {

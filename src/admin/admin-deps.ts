@@ -5,6 +5,7 @@
 import type { ControlStore } from '../control/control-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { RolloutDriver } from '../rollout/rollout-driver.js';
 import type { ProxyView } from './proxy-view.js';
 
 /** What the admin server uses; all created and closed by its owner. */
@@ -15,4 +16,8 @@ export interface AdminDeps {
   proxy: ProxyView;
   /** False once shutdown began (readiness turns 503). */
   isReady: () => boolean;
+  /** The rollout engine (SPEC §9); without one no rollout can be started. */
+  rollouts?: RolloutDriver | undefined;
+  /** This replica's id, as in /v1/replicas (GET /v1/state names it as `replica`). */
+  replicaId?: string | undefined;
 }

@@ -19,6 +19,7 @@ import { auditRoutes } from './routes/audit.js';
 import { changeRoutes } from './routes/changes.js';
 import { drainRoutes } from './routes/drain.js';
 import { opsRoutes } from './routes/ops.js';
+import { rolloutRoutes } from './routes/rollouts.js';
 import { stateRoutes } from './routes/state.js';
 import { trafficRoutes } from './routes/traffic.js';
 
@@ -69,6 +70,7 @@ export class AdminServer {
       ...auditRoutes(deps),
       ...trafficRoutes(deps),
       ...drainRoutes(deps),
+      ...rolloutRoutes(deps),
       ...opsRoutes(
         deps,
         options.buildSha,

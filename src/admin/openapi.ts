@@ -11,11 +11,12 @@ const STATUS_TEXT: Record<number, string> = {
   401: 'Missing or wrong bearer token',
   403: "FORBIDDEN: a browser request from another site's page (Origin, Sec-Fetch-Site)",
   404: 'Unknown pool or endpoint',
-  409: 'Refused by a guard: POOL_LIVE, REVISION_CONFLICT, NO_STABLE_POOL, NOTHING_TO_UNDO, POOL_UNHEALTHY',
+  409: 'Refused by a guard: POOL_LIVE, REVISION_CONFLICT, NO_STABLE_POOL, NOTHING_TO_UNDO, POOL_UNHEALTHY, ROLLOUT_IN_PROGRESS, ROLLOUT_NOT_ACTIVE',
   413: 'Body over 1 MiB',
   415: 'A change without content-type: application/json (a bodyless one too)',
   421: 'MISDIRECTED_REQUEST: the Host is not an address or configured name of this admin API',
   500: 'Internal error',
+  501: 'ROLLOUTS_NOT_SUPPORTED: rollouts run with the in-memory control store only (for now)',
   503: 'Control store unavailable (nothing changed) or not ready',
   504: 'REPLICAS_LAGGING: stored, but live replicas had not applied it in time',
 };

@@ -171,6 +171,7 @@ export const stateSchema = z.object({
     .describe(
       'Per pool of the table: endpoints this replica routes to (active checks and passive ejection) and all its endpoints',
     ),
+  replica: z.string().optional().describe("This replica's id, as in /v1/replicas"),
 });
 
 /** GET /v1/history. */
@@ -187,6 +188,10 @@ export const historySchema = z.object({
       result: z.enum(['applied', 'rejected']),
       reason: z.object({ code: z.string(), message: z.string() }).optional(),
       undoes: z.int().optional().describe('For a rollback: the revision whose change it undid'),
+      note: z
+        .string()
+        .optional()
+        .describe("Why the change was made (a rollout's step or abort reason, with its numbers)"),
     }),
   ),
 });

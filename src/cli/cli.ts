@@ -5,6 +5,7 @@
 import type { TrafficReport } from '../admin/traffic-report.js';
 import type { ReplicaInfo } from '../control/control-store.js';
 import { bearerTokenProblem } from '../lib/bearer-token.js';
+import { runRolloutCommand } from './rollout-command.js';
 import type { HistoryEntry, RoutingTable } from '../table/types.js';
 import { actorProblem, defaultActor } from './actor.js';
 import { AdminClient, AdminUnreachableError, type AdminAnswer } from './admin-client.js';
@@ -89,6 +90,8 @@ export async function runCli(
 ): Promise<number> {
   const [command, ...rest] = argv;
   if (command === POOLS_COMMAND) return completePools(rest, env, io);
+  // Rollouts parse their own sub-commands (start, status, wait, ...) and help.
+  if (command === 'rollout') return runRolloutCommand(rest, env, io);
   const spec = command === undefined ? undefined : commandSpec(command);
   if (command === undefined || spec === undefined || spec.kind === 'server') {
     io.stderr.write(command === undefined ? CLI_USAGE : unknownCommandMessage(command));

@@ -34,6 +34,8 @@ export interface CommandSpec {
   /** Options of this command only (the group options come from its kind). */
   readonly options: readonly OptionSpec[];
   readonly examples: readonly string[];
+  /** Preformatted lines printed under the description (sub-commands of `rollout`). */
+  readonly details?: string;
 }
 
 const HELP_OPTION: OptionSpec = {
@@ -255,6 +257,25 @@ export const COMMANDS: readonly CommandSpec[] = [
     examples: ['switchyard replicas'],
   },
   {
+    name: 'rollout',
+    synopsis: 'start|status|wait|promote|pause|resume|abort ...',
+    summary: 'progressive rollouts judged by the proxy',
+    description:
+      "Moves traffic to POOL in steps and judges it against the baseline from the proxy's own " +
+      'counts; a worse target is aborted by itself (in-memory control store only, for now).',
+    kind: 'read',
+    options: [],
+    details: `sub-commands:
+  start POOL [--version SHA --endpoint URL...] [--steps 5,1m,25,approval,100]
+             [--baseline POOL] [--strategy blue-green] [--dry-run]
+  status [--watch]          step, weights, evidence, verdict and the last decisions
+  wait [--timeout 30m]      block until the rollout ends: exit 0 promoted, 1 aborted
+  promote [--full]          end the current pause (--full: to 100 % now)
+  pause | resume
+  abort [--reason TEXT]`,
+    examples: ['switchyard rollout start canary --steps 5,1m,25,2m,100', 'switchyard rollout wait'],
+  },
+  {
     name: 'wait-drained',
     synopsis: 'POOL [--timeout D]',
     summary: 'wait until nothing flows to POOL on any live replica (then scale it down)',
@@ -366,6 +387,7 @@ export function commandHelp(spec: CommandSpec): string {
     usageLine(spec),
     '',
     ...wrap(`${capitalise(spec.summary)}. ${spec.description}`, 96),
+    ...(spec.details === undefined ? [] : ['', spec.details]),
   ];
   const own = [
     ...spec.options,

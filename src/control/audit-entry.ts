@@ -57,6 +57,8 @@ export function appliedEntry(
     readonly before: RoutingTable | null;
     /** For a rollback: the revision whose change it undid. */
     readonly undoes?: number | undefined;
+    /** Why the change was made (CommandMeta.note). */
+    readonly note?: string | undefined;
   },
 ): PendingEntry {
   const entry: PendingEntry = {
@@ -69,7 +71,10 @@ export function appliedEntry(
     result: 'applied',
     before: change.before,
   };
-  return change.undoes === undefined ? entry : { ...entry, undoes: change.undoes };
+  const withUndoes = change.undoes === undefined ? entry : { ...entry, undoes: change.undoes };
+  return change.note === undefined
+    ? withUndoes
+    : { ...withUndoes, note: summariseText(change.note, MAX_REASON_CHARS) };
 }
 
 /** The audit entry of a refused command (SPEC §6: `rejected`, with its reason), for every store. */

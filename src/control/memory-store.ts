@@ -102,7 +102,7 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
         appliedEntry(
           parsed.command,
           { actor, source: meta.source },
-          { revision: table.revision, previousRevision, time, before, undoes },
+          { revision: table.revision, previousRevision, time, before, undoes, note: meta.note },
         ),
       );
       this.#table = table;

@@ -777,8 +777,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
 
   #count(status: number): void {
     // hot path
-    const m = this.pool === undefined ? this.#ctx.unrouted : this.pool.metrics;
-    m.tally.record(status, (performance.now() - this.#start) / 1000);
+    const ms = performance.now() - this.#start;
+    const pool = this.pool;
+    if (pool === undefined) {
+      this.#ctx.unrouted.tally.record(status, ms / 1000);
+      return;
+    }
+    pool.metrics.tally.record(status, ms / 1000);
+    pool.outcomes.observe(status, ms);
   }
 
   /** Answers the client with the proxy's error `code` and counts it under its status. */

@@ -13,6 +13,7 @@ import { compileRules, type RuleRequest } from '../table/rule-match.js';
 import { createPoolPicker, type PoolPicker } from '../table/sticky-hash.js';
 import type { RoutingTable } from '../table/types.js';
 import type { RetryBudget, RetryBudgets } from './retry-budget.js';
+import type { PoolOutcomeCounter, PoolOutcomes } from './pool-outcomes.js';
 import type { PoolTrafficCounter, TrafficWindow } from './traffic-window.js';
 import type { UpstreamPool } from './upstream-pool.js';
 
@@ -41,6 +42,8 @@ export interface CompiledPool {
   readonly upstreamHeader: string;
   readonly metrics: PoolMetricChildren;
   readonly traffic: PoolTrafficCounter;
+  /** Requests, errors and latency for the rollout judge. */
+  readonly outcomes: PoolOutcomeCounter;
   readonly retryBudget: RetryBudget;
   /** Round-robin start offset for balancing ties; the only mutable field. */
   rr: number;
@@ -86,6 +89,7 @@ export function compileSnapshot(
   metrics: Metrics,
   traffic: TrafficWindow,
   retryBudgets: RetryBudgets,
+  outcomes: PoolOutcomes,
 ): RoutingSnapshot {
   const pools = new Map<string, CompiledPool>();
   for (const [name, spec] of Object.entries(table.pools)) {
@@ -97,6 +101,7 @@ export function compileSnapshot(
       upstreamHeader: `${name}@${spec.version}`,
       metrics: poolMetricChildren(metrics, name, spec.version),
       traffic: traffic.counter(name),
+      outcomes: outcomes.counter(name),
       retryBudget: retryBudgets.for(name),
       rr: 0,
     });

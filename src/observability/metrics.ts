@@ -51,6 +51,14 @@ export interface Metrics {
   readonly healthyEndpoints: Gauge<'pool'>;
   /** Open client WebSocket/upgrade tunnels. */
   readonly upgradedConnections: Gauge<'pool'>;
+  /** 1 for the current rollout's phase (SPEC §9), 0 for its other phases. */
+  readonly rolloutPhase: Gauge<'pool' | 'phase'>;
+  /** Index of the current rollout's step. */
+  readonly rolloutStep: Gauge;
+  /** Weight the current rollout gives its target, in basis points. */
+  readonly rolloutTargetWeight: Gauge;
+  /** Rollout decisions by action (start, step, pass, pause, abort, promoted...). */
+  readonly rolloutDecisions: Counter<'action'>;
   /**
    * The request tally of a pool/version (the same object for the same pair until the pair is
    * dropped): what the request path counts into instead of `requests` and `requestDuration`.
@@ -376,6 +384,28 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'switchyard_pool_weight_basis_points',
       help: 'Configured weight of each pool in basis points (10000 = 100 %).',
       labelNames: ['pool'],
+      registers,
+    }),
+    rolloutPhase: new Gauge({
+      name: 'switchyard_rollout_phase',
+      help: "1 for the rollout's current phase, 0 for its other phases.",
+      labelNames: ['pool', 'phase'],
+      registers,
+    }),
+    rolloutStep: new Gauge({
+      name: 'switchyard_rollout_step',
+      help: "Index of the rollout's current step.",
+      registers,
+    }),
+    rolloutTargetWeight: new Gauge({
+      name: 'switchyard_rollout_target_weight_basis_points',
+      help: 'Weight the rollout gives its target pool, in basis points (10000 = 100 %).',
+      registers,
+    }),
+    rolloutDecisions: new Counter({
+      name: 'switchyard_rollout_decisions_total',
+      help: 'Rollout decisions by action.',
+      labelNames: ['action'],
       registers,
     }),
     routingRevision: new Gauge({

@@ -35,13 +35,16 @@ export function bucketUpperMs(index: number): number {
     : MIN_MS * 2 ** (index / BUCKETS_PER_OCTAVE);
 }
 
+/** Upper edges of the finite buckets, precomputed: observe() runs on every request. */
+const UPPER_MS = Float64Array.from({ length: LOG_BUCKETS + 1 }, (_, i) => bucketUpperMs(i));
+
 /** The bucket a latency of `ms` falls in; NaN and negative values count as 0. */
 export function bucketIndex(ms: number): number {
   if (!(ms >= MIN_MS)) return 0;
   const i = Math.floor(Math.log2(ms / MIN_MS) * BUCKETS_PER_OCTAVE) + 1;
+  if (i > LOG_BUCKETS) return BUCKET_COUNT - 1;
   // Guard the float edge (log2 of an exact edge may land a hair below it).
-  if (i <= LOG_BUCKETS && ms >= bucketUpperMs(i)) return i + 1;
-  return i > LOG_BUCKETS ? BUCKET_COUNT - 1 : i;
+  return ms >= (UPPER_MS[i] as number) ? i + 1 : i;
 }
 
 /** Sparse JSON form: bucket index → count, only non-empty buckets. */

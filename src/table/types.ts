@@ -87,6 +87,8 @@ export interface CommandMeta {
   readonly expectRevision?: number | undefined;
   /** ISO time to stamp on the new table; defaults to now. */
   readonly now?: string | undefined;
+  /** Why the change was made (a rollout's reason with its numbers), kept in history. */
+  readonly note?: string | undefined;
 }
 
 /** One audit log entry (SPEC §6). Rejected commands are recorded too. */
@@ -109,4 +111,6 @@ export interface HistoryEntry {
   readonly before?: RoutingTable | null | undefined;
   /** For an applied rollback: the revision whose change it undid. */
   readonly undoes?: number | undefined;
+  /** Why the change was made, when its maker said (rollouts: the reason with its numbers). */
+  readonly note?: string | undefined;
 }

@@ -79,6 +79,22 @@ export function changeRoutes(
     await deps.store.recordRejection(command, { actor, source: ctx.source }, err);
     return err;
   };
+  /** SPEC §9: while a rollout is active it owns the weights; manual moves are refused. */
+  const guardRollout = async (
+    ctx: RouteContext,
+    command: Record<string, unknown>,
+  ): Promise<void> => {
+    const r = deps.rollouts?.current();
+    if (r === null || r === undefined || deps.rollouts?.ownsWeights() !== true) return;
+    throw await refuse(
+      ctx,
+      command,
+      fail(
+        'ROLLOUT_IN_PROGRESS',
+        `rollout ${r.id} of pool "${r.pool}" is ${r.phase} and owns the weights; promote or abort it first (POST /v1/rollouts/current/abort, or POST /v1/rollback)`,
+      ),
+    );
+  };
   return [
     {
       method: 'PUT',
@@ -125,7 +141,11 @@ export function changeRoutes(
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
       response: changeResultSchema,
-      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'weights' }),
+      handle: async (ctx) => {
+        const command = { ...(await readObject(ctx)), op: 'weights' };
+        await guardRollout(ctx, command);
+        return change(ctx, command);
+      },
     },
     {
       method: 'POST',
@@ -137,7 +157,11 @@ export function changeRoutes(
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
       response: changeResultSchema,
-      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'canary' }),
+      handle: async (ctx) => {
+        const command = { ...(await readObject(ctx)), op: 'canary' };
+        await guardRollout(ctx, command);
+        return change(ctx, command);
+      },
     },
     {
       method: 'POST',
@@ -156,6 +180,7 @@ export function changeRoutes(
         parseWaitQuery(ctx.query);
         actorOf(ctx);
         const command = { ...body, ...(force === undefined ? {} : { force }), op: 'switch' };
+        await guardRollout(ctx, command);
         if (force !== undefined && typeof force !== 'boolean') {
           throw await refuse(ctx, command, fail('VALIDATION_FAILED', 'force: must be a boolean'));
         }
@@ -212,7 +237,26 @@ export function changeRoutes(
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
       response: changeResultSchema,
-      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'rollback' }),
+      handle: async (ctx) => {
+        const command = { ...(await readObject(ctx)), op: 'rollback' };
+        const rollouts = deps.rollouts;
+        if (rollouts?.ownsWeights() === true) {
+          // SPEC §9: a rollback during a rollout aborts it (the target back to 0 in one revision).
+          const wait = parseWaitQuery(ctx.query);
+          const { table } = await rollouts.abort(
+            `rolled back by ${actorOf(ctx)} (POST /v1/rollback)`,
+          );
+          log.info(
+            { revision: table?.revision, actor: actorOf(ctx) },
+            'rollback aborted the rollout',
+          );
+          if (wait !== null && table !== null) {
+            await waitForReplicas(deps.store, table.revision, wait.timeoutMs, ctx.signal);
+          }
+          return { status: 200, json: { ...table, changed: true } };
+        }
+        return change(ctx, command);
+      },
     },
   ];
 }

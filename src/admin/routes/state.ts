@@ -40,6 +40,7 @@ export function stateRoutes(deps: AdminDeps, buildSha: string, namespace?: strin
               store.kind === 'redis' && namespace !== undefined ? { ...store, namespace } : store,
             build: buildSha,
             health,
+            ...(deps.replicaId === undefined ? {} : { replica: deps.replicaId }),
           },
         });
       },
