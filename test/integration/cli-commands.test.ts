@@ -2,7 +2,6 @@
  * The operator CLI as users run it: the real binary (`node dist/src/main.js`, built by `npm test`'s
  * pretest) against a real app with reference upstreams. Exit codes 0, 1, 2 and 3.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
@@ -10,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { COLOUR_VERSIONS, startColours } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
+import { runSwitchyard } from '../helpers/cli-process.js';
 import { closeAfterEach } from '../helpers/closers.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
@@ -39,23 +39,9 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `switchyard ...args` as a child process (asynchronously: the app runs in this process). */
+/** Runs `switchyard ...args` (20 s bound). */
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, ...env };
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env: childEnv, timeout: 20_000 },
-      (err, stdout, stderr) => {
-        if (err !== null && typeof err.code !== 'number') {
-          reject(new Error(`switchyard ${args.join(' ')} failed to run`, { cause: err }));
-          return;
-        }
-        resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr });
-      },
-    );
-  });
+  return runSwitchyard(args, env, 20_000);
 }
 
 /** A loopback port with nothing listening (bound, read, released). */

@@ -4,7 +4,6 @@
  * the actor header, and status/history that explain themselves. The real binary
  * (`node dist/src/main.js`, built by `npm test`'s pretest) against real apps and servers.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
@@ -12,11 +11,13 @@ import { createServer as createNetServer } from 'node:net';
 import { hostname, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli/commands.js';
+import { runProcess } from '../helpers/cli-process.js';
+import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisServer } from '../helpers/redis-server.js';
-import { startReference } from '../helpers/reference.js';
+import { startColours } from '../helpers/reference.js';
 import { startApp, type TestApp } from '../helpers/start-app.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -26,10 +27,7 @@ const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as 
 };
 const TOKEN = 'newcomer-admin-token-0123456789';
 
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = closeAfterEach();
 
 beforeAll(() => {
   if (!existsSync(MAIN))
@@ -37,18 +35,9 @@ beforeAll(() => {
 });
 
 async function world(config: Record<string, unknown> = {}): Promise<TestApp> {
-  const refs = await Promise.all(
-    ['blue', 'green', 'canary'].map((pool, i) =>
-      startReference({ pool, version: String(i + 1).repeat(7) }),
-    ),
-  );
-  for (const r of refs) closers.push(() => r.close());
+  const { pools } = await startColours(closers);
   const t = await startApp({
-    pools: ['blue', 'green', 'canary'].map((name, i) => ({
-      name,
-      version: String(i + 1).repeat(7),
-      endpoints: [refs[i]?.url],
-    })),
+    pools,
     ...config,
   });
   closers.push(() => t.close());
@@ -67,20 +56,7 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
 }
 
 function run(file: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      file,
-      args,
-      { env: { PATH: process.env.PATH, ...env }, timeout: 20_000 },
-      (err, stdout, stderr) => {
-        if (err !== null && typeof err.code !== 'number') {
-          reject(new Error(`${file} ${args.join(' ')} failed to run`, { cause: err }));
-          return;
-        }
-        resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr });
-      },
-    );
-  });
+  return runProcess(file, args, env, 20_000);
 }
 
 /** True when `name` runs (zsh, shellcheck are optional on a developer machine). */

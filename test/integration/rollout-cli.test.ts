@@ -2,10 +2,10 @@
  * `switchyard rollout ...` (SPEC §9, issue 12) as a child process against an app in this process:
  * start, status, promote, abort, and `wait` exit codes (0 promoted, 1 aborted) for CI.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { runSwitchyard } from '../helpers/cli-process.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { startReference } from '../helpers/reference.js';
@@ -45,20 +45,7 @@ interface Run {
 }
 
 function cli(app: TestApp, args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [MAIN, 'rollout', ...args, '--admin', app.adminUrl],
-      { env: { PATH: process.env.PATH }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        if (err !== null && typeof err.code !== 'number') {
-          reject(new Error(`switchyard rollout ${args.join(' ')} failed to run`, { cause: err }));
-          return;
-        }
-        resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr });
-      },
-    );
-  });
+  return runSwitchyard(['rollout', ...args, '--admin', app.adminUrl]);
 }
 
 describe('switchyard rollout', () => {

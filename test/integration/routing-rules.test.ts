@@ -2,12 +2,11 @@
  * Routing rules (SPEC §12, issue 15) end to end: PUT /v1/rules and the Redis op `rules` change
  * the table, and the proxy sends matching requests to the rule's pool before the weighted split.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { runSwitchyard } from '../helpers/cli-process.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { hasMetric, readMetric } from '../helpers/metrics.js';
@@ -224,15 +223,7 @@ describe('routing rules', () => {
 });
 
 describe('the rules commands of the CLI (real binary)', () => {
-  const main = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'main.js');
-  // Asynchronous: the app under test runs in this process and must keep answering.
-  const cli = (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((resolve) => {
-      execFile(process.execPath, [main, ...args], (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-        resolve({ code, stdout, stderr });
-      });
-    });
+  const cli = (args: string[]) => runSwitchyard(args);
 
   test('set-rules --file replaces the rules, rules lists them; a bad file is a usage error', async () => {
     const { app } = await world();

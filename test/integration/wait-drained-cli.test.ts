@@ -2,10 +2,10 @@
  * `switchyard wait-drained` as users run it (issue 13): the real binary (`node dist/src/main.js`,
  * built by `npm run build`) against a real app. Exit codes 0, 1, 2 and 3.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { runSwitchyard } from '../helpers/cli-process.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { startColours } from '../helpers/reference.js';
@@ -29,24 +29,11 @@ interface Run {
   endedAt: number;
 }
 
-/** Runs `switchyard ...args` as a child process (asynchronously: the app runs in this process). */
-function cli(args: string[]): Promise<Run> {
+/** Runs `switchyard ...args`, timing it; `endedAt` is when it had exited. */
+async function cli(args: string[]): Promise<Run> {
   const started = Date.now();
-  return new Promise((resolve, reject) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env: { PATH: process.env.PATH }, timeout: 30_000 },
-      (err, stdout, stderr) => {
-        if (err !== null && typeof err.code !== 'number') {
-          reject(new Error(`switchyard ${args.join(' ')} failed to run`, { cause: err }));
-          return;
-        }
-        const code = err === null ? 0 : (err.code as number);
-        resolve({ code, stdout, stderr, tookMs: Date.now() - started, endedAt: Date.now() });
-      },
-    );
-  });
+  const run = await runSwitchyard(args);
+  return { ...run, tookMs: Date.now() - started, endedAt: Date.now() };
 }
 
 async function world(): Promise<TestApp> {
