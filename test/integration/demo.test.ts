@@ -105,18 +105,34 @@ describe('the demo', () => {
   });
 
   test('reference servers take the ports after the proxy, falling back to free ones; the sheet prints the real commands', async () => {
-    // Occupy the port right after the proxy's, so blue must fall back. The proxy's own port is
-    // picked as "blocker - 1", which someone else may hold: retry with a new blocker then.
+    // The proxy's port comes from listen(0) (Linux hands bind(0) odd ports and keeps even ones
+    // for outgoing connections, so it is rarely retaken in between), and the port right after it
+    // is held so blue must fall back. If something else already holds that one, it is just as
+    // blocked. Only losing the proxy's own port in the gap makes the demo exit: try again then.
     let demo: Demo | undefined;
     let blocked = 0;
     let proxyPort = 0;
     for (let attempt = 0; attempt < 5 && demo === undefined; attempt += 1) {
+      const probe: Server = createServer();
+      probe.listen(0, '127.0.0.1');
+      await once(probe, 'listening');
+      proxyPort = (probe.address() as { port: number }).port;
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+      blocked = proxyPort + 1;
       const blocker: Server = createServer();
-      blocker.listen(0, '127.0.0.1');
-      await once(blocker, 'listening');
-      closers.push(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
-      blocked = (blocker.address() as { port: number }).port;
-      proxyPort = blocked - 1;
+      // EADDRINUSE: someone else blocks it for us.
+      const held = new Promise<void>((resolve) => {
+        blocker.once('listening', resolve);
+        blocker.once('error', () => resolve());
+      });
+      blocker.listen(blocked, '127.0.0.1');
+      await held;
+      closers.push(
+        () =>
+          new Promise<void>((resolve) =>
+            blocker.listening ? blocker.close(() => resolve()) : resolve(),
+          ),
+      );
       const candidate = spawnDemo([
         '--listen',
         `127.0.0.1:${proxyPort}`,
@@ -129,7 +145,7 @@ describe('the demo', () => {
       ]);
       if (outcome === 'up') demo = candidate;
     }
-    if (demo === undefined) throw new Error('no free proxy port next to a blocked one in 5 tries');
+    if (demo === undefined) throw new Error('the demo lost its port in each of 5 tries');
     const sheet = demo.stderr();
     const urls = upstreamUrls(sheet);
     expect([...urls.keys()]).toEqual(['3f2c9e1', '9ab14d0', '5e7a2b8', '1c4d2e7']);
