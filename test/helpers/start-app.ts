@@ -5,6 +5,7 @@
 import { createApp, type App, type AppOverrides } from '../../src/app.js';
 import { configFrom } from '../../src/config/load.js';
 import { createLogCollector } from './log-collector.js';
+import { startColours } from './reference.js';
 
 /** A running app and where to reach it. */
 export interface TestApp {
@@ -44,5 +45,36 @@ export async function startApp(
     adminUrl: `http://127.0.0.1:${admin.port}`,
     logs,
     close: () => app.close(),
+  };
+}
+
+/**
+ * An app routing to three fresh reference servers (blue 100 %, green and canary idle), with
+ * `config` on top; the servers and the app are closed through `closers`.
+ */
+export async function startColourApp(
+  closers: Array<() => unknown>,
+  config: Record<string, unknown> = {},
+): Promise<TestApp> {
+  const { pools } = await startColours(closers);
+  const t = await startApp({ pools, ...config });
+  closers.push(() => t.close());
+  return t;
+}
+
+/** POSTs `body` as JSON (as every admin change must be sent); the status and parsed answer. */
+export async function postJson(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
   };
 }

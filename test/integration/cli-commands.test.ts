@@ -7,9 +7,9 @@ import { createServer as createHttpServer, request as httpRequest } from 'node:h
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { COLOUR_VERSIONS, startColours } from '../helpers/reference.js';
-import { startApp, type TestApp } from '../helpers/start-app.js';
-import { runSwitchyard } from '../helpers/cli-process.js';
+import { COLOUR_VERSIONS } from '../helpers/reference.js';
+import { startColourApp, type TestApp } from '../helpers/start-app.js';
+import { runSwitchyard, type ProcessRun } from '../helpers/cli-process.js';
 import { closeAfterEach } from '../helpers/closers.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
@@ -23,21 +23,11 @@ beforeAll(() => {
     throw new Error(`${MAIN} is missing: run \`npm run build\` first (npm test does)`);
 });
 
-async function world(config: Record<string, unknown> = {}): Promise<TestApp> {
-  const { pools } = await startColours(closers);
-  const t = await startApp({
-    pools,
-    ...config,
-  });
-  closers.push(() => t.close());
-  return t;
+function world(config: Record<string, unknown> = {}): Promise<TestApp> {
+  return startColourApp(closers, config);
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = ProcessRun;
 
 /** Runs `switchyard ...args` (20 s bound). */
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {

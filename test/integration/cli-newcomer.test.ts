@@ -13,12 +13,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli/commands.js';
-import { runProcess } from '../helpers/cli-process.js';
+import { runProcess, type ProcessRun } from '../helpers/cli-process.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { startRedisServer } from '../helpers/redis-server.js';
-import { startColours } from '../helpers/reference.js';
-import { startApp, type TestApp } from '../helpers/start-app.js';
+import { startColourApp, type TestApp } from '../helpers/start-app.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const MAIN = join(ROOT, 'dist/src/main.js');
@@ -34,21 +33,11 @@ beforeAll(() => {
     throw new Error(`${MAIN} is missing: run \`npm run build\` first (npm test does)`);
 });
 
-async function world(config: Record<string, unknown> = {}): Promise<TestApp> {
-  const { pools } = await startColours(closers);
-  const t = await startApp({
-    pools,
-    ...config,
-  });
-  closers.push(() => t.close());
-  return t;
+function world(config: Record<string, unknown> = {}): Promise<TestApp> {
+  return startColourApp(closers, config);
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = ProcessRun;
 
 /** Runs `switchyard ...args` as a child process with only PATH (and `env`) in its environment. */
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {

@@ -11,7 +11,7 @@ import { eventually } from '../helpers/eventually.js';
 import { spawnProxy } from '../helpers/proxy-process.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { startColours, type TestColours } from '../helpers/reference.js';
-import { startApp, type TestApp } from '../helpers/start-app.js';
+import { postJson, startApp, type TestApp } from '../helpers/start-app.js';
 
 const closers = closeAfterEach();
 
@@ -40,16 +40,6 @@ function replica(answer: DrainAnswer, id: string): DrainAnswer['replicas'][numbe
   const r = answer.replicas.find((x) => x.id === id);
   if (r === undefined) throw new Error(`replica ${id} missing: ${JSON.stringify(answer)}`);
   return r;
-}
-
-async function post(url: string, body: unknown): Promise<number> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  await res.arrayBuffer();
-  return res.status;
 }
 
 /** A slow request through `proxyUrl` (blue has all the traffic); resolves with its status. */
@@ -133,7 +123,7 @@ describe('drain signal, two replicas on one Redis', () => {
       expect(replica(answer, 'drain-a').inFlight).toBe(1);
       expect(replica(answer, 'drain-b').longLived).toBe(1);
     });
-    expect(await post(`${a.adminUrl}/v1/switch?wait=all`, { to: 'green' })).toBe(200);
+    expect((await postJson(`${a.adminUrl}/v1/switch?wait=all`, { to: 'green' })).status).toBe(200);
     // Both replicas routed the switch and reported it; the open connections keep it false.
     await eventually(async () => {
       const answer = await drain(b.adminUrl, 'blue');
@@ -166,7 +156,7 @@ describe('drain signal, two replicas on one Redis', () => {
       expect(replica(answer, 'drain-b').inFlight).toBe(1);
       expect(replica(answer, 'drain-a').longLived).toBe(1);
     });
-    expect(await post(`${a.adminUrl}/v1/switch?wait=all`, { to: 'green' })).toBe(200);
+    expect((await postJson(`${a.adminUrl}/v1/switch?wait=all`, { to: 'green' })).status).toBe(200);
     await closeWebSocket(ws);
     await eventually(async () => {
       const answer = await drain(a.adminUrl, 'blue');
@@ -197,7 +187,7 @@ describe('drain signal, two replicas on one Redis', () => {
     });
     // Its last report, before it stops, says blue has all its traffic.
     proc.child.kill('SIGSTOP');
-    expect(await post(`${a.adminUrl}/v1/switch`, { to: 'green' })).toBe(200);
+    expect((await postJson(`${a.adminUrl}/v1/switch`, { to: 'green' })).status).toBe(200);
     const switchedAt = Date.now();
     // While its heartbeat is fresh the stopped replica counts, with the weight of ITS table: a
     // lagging replica keeps the pool from being drained.
@@ -258,7 +248,7 @@ describe('drain signal, memory mode', () => {
       inFlight: 0,
       longLived: 1,
     });
-    expect(await post(`${app.adminUrl}/v1/switch`, { to: 'green' })).toBe(200);
+    expect((await postJson(`${app.adminUrl}/v1/switch`, { to: 'green' })).status).toBe(200);
     expect((await drain(app.adminUrl, 'blue')).drained).toBe(false);
     abort.abort();
     await reader.read().catch(() => undefined);
@@ -282,7 +272,7 @@ describe('drain signal, memory mode', () => {
     await eventually(async () =>
       expect((await drain(app.adminUrl, 'blue')).replicas[0]?.inFlight).toBe(1),
     );
-    expect(await post(`${app.adminUrl}/v1/switch`, { to: 'green' })).toBe(200);
+    expect((await postJson(`${app.adminUrl}/v1/switch`, { to: 'green' })).status).toBe(200);
     // A request to green on the same endpoint is green's, not blue's.
     const greenSlow = slowRequest(app.proxyUrl, 3_000);
     await eventually(async () =>
@@ -314,7 +304,7 @@ describe('drain signal, memory mode', () => {
     await eventually(async () =>
       expect((await drain(app.adminUrl, 'blue')).replicas[0]?.inFlight).toBe(1),
     );
-    expect(await post(`${app.adminUrl}/v1/switch`, { to: 'green' })).toBe(200);
+    expect((await postJson(`${app.adminUrl}/v1/switch`, { to: 'green' })).status).toBe(200);
     const during = await drain(app.adminUrl, 'blue');
     expect(during).toMatchObject({ weight: 0, drained: false });
     expect(during.replicas[0]).toMatchObject({ weight: 0, inFlight: 1 });

@@ -8,8 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { runSwitchyard } from '../helpers/cli-process.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
-import { startColours } from '../helpers/reference.js';
-import { startApp, type TestApp } from '../helpers/start-app.js';
+import { postJson, startColourApp, type TestApp } from '../helpers/start-app.js';
 
 const MAIN = fileURLToPath(new URL('../../dist/src/main.js', import.meta.url));
 
@@ -36,21 +35,8 @@ async function cli(args: string[]): Promise<Run> {
   return { ...run, tookMs: Date.now() - started, endedAt: Date.now() };
 }
 
-async function world(): Promise<TestApp> {
-  const { pools } = await startColours(closers);
-  const t = await startApp({ pools });
-  closers.push(() => t.close());
-  return t;
-}
-
-async function post(url: string, body: unknown): Promise<number> {
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  await res.arrayBuffer();
-  return res.status;
+function world(): Promise<TestApp> {
+  return startColourApp(closers);
 }
 
 describe('switchyard wait-drained', () => {
@@ -65,7 +51,7 @@ describe('switchyard wait-drained', () => {
       const body = (await res.json()) as { replicas: Array<{ inFlight: number }> };
       expect(body.replicas[0]?.inFlight).toBe(1);
     });
-    expect(await post(`${t.adminUrl}/v1/switch`, { to: 'green' })).toBe(200);
+    expect((await postJson(`${t.adminUrl}/v1/switch`, { to: 'green' })).status).toBe(200);
     const run = await cli(['wait-drained', 'blue', '--admin', t.adminUrl, '--timeout', '20s']);
     const endedAt = await slow;
     expect(run.code, run.stderr).toBe(0);
