@@ -1,39 +1,49 @@
 /**
  * The self-contained demo of `npm start` (SPEC §1): reference servers on loopback, each with its
- * own fake SHA, seeded as the blue, green and canary pools, plus one new build that no pool runs
- * yet, for the README tour's deploy step.
+ * own fake SHA, seeded as the blue, green and canary pools, plus two builds that no pool runs yet:
+ * a good one for the README tour's deploy step and a bad one (30 % of its answers are 500) for
+ * its rollout, which the judge aborts.
  *
- * The reference servers listen on the four ports after the proxy's (8081-8084 with the default
+ * The reference servers listen on the five ports after the proxy's (8081-8085 with the default
  * 127.0.0.1:8080), so the README's commands can be pasted as written. A port that is taken falls
  * back to one the OS picks, and the cheat sheet always prints the commands with the real ports.
  */
 import { ReferenceServer } from './reference-server/reference-server.js';
 
-/** One demo upstream: a pool of the seeded table, or the new build (`pool` undefined). */
+/** One demo upstream: a pool of the seeded table, or a new build (`pool` undefined). */
 export interface DemoUpstream {
-  /** The pool it is seeded as; undefined for the new build that no pool runs yet. */
+  /** The pool it is seeded as; undefined for a new build that no pool runs yet. */
   readonly pool: string | undefined;
   readonly version: string;
   readonly url: string;
+  /** Share of its answers that are 500 (the bad build); 0 for the others. */
+  readonly errorRate: number;
 }
 
-/** Fake immutable versions: the seeded pools, then the new build the tour deploys into green. */
+/** The share of the bad build's answers that are 500: well past the judge's 20 % hard limit. */
+export const DEMO_BAD_ERROR_RATE = 0.3;
+
+/**
+ * Fake immutable versions: the seeded pools, the new build the tour deploys into green, then the
+ * bad build its rollout tries.
+ */
 const DEMO_UPSTREAMS = [
-  { pool: 'blue', version: '3f2c9e1' },
-  { pool: 'green', version: '9ab14d0' },
-  { pool: 'canary', version: '5e7a2b8' },
-  { pool: undefined, version: '1c4d2e7' },
+  { pool: 'blue', version: '3f2c9e1', errorRate: 0 },
+  { pool: 'green', version: '9ab14d0', errorRate: 0 },
+  { pool: 'canary', version: '5e7a2b8', errorRate: 0 },
+  { pool: undefined, version: '1c4d2e7', errorRate: 0 },
+  { pool: undefined, version: '7bad7e5', errorRate: DEMO_BAD_ERROR_RATE },
 ] as const;
 
 /** The running demo upstreams. */
 export interface DemoUpstreams {
-  /** In DEMO_UPSTREAMS order: blue, green, canary, then the new build. */
+  /** In DEMO_UPSTREAMS order: blue, green, canary, the new build, the bad build. */
   readonly upstreams: readonly DemoUpstream[];
   close(): Promise<void>;
 }
 
 /**
- * Starts the demo's reference servers on 127.0.0.1, on ports proxyPort+1 ... proxyPort+4 (any
+ * Starts the demo's reference servers on 127.0.0.1, on ports proxyPort+1 ... proxyPort+5 (any
  * free port when proxyPort is 0, when one is taken, or past 65535).
  */
 export async function startDemoUpstreams(proxyPort: number): Promise<DemoUpstreams> {
@@ -45,6 +55,7 @@ export async function startDemoUpstreams(proxyPort: number): Promise<DemoUpstrea
       const server = await listenWithFallback(
         upstream.pool ?? 'green',
         upstream.version,
+        upstream.errorRate,
         wanted <= 65535 ? wanted : 0,
       );
       servers.push(server);
@@ -66,16 +77,17 @@ export async function startDemoUpstreams(proxyPort: number): Promise<DemoUpstrea
 async function listenWithFallback(
   pool: string,
   version: string,
+  errorRate: number,
   port: number,
 ): Promise<ReferenceServer> {
-  const server = new ReferenceServer({ pool, version, host: '127.0.0.1', port });
+  const server = new ReferenceServer({ pool, version, errorRate, host: '127.0.0.1', port });
   try {
     await server.start();
     return server;
   } catch (err) {
     if (port === 0 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
   }
-  const fallback = new ReferenceServer({ pool, version, host: '127.0.0.1', port: 0 });
+  const fallback = new ReferenceServer({ pool, version, errorRate, host: '127.0.0.1', port: 0 });
   await fallback.start();
   return fallback;
 }
@@ -99,11 +111,21 @@ export function demoCheatSheet(demo: DemoUpstreams, proxyUrl: string, adminUrl: 
   const cliSetup =
     adminUrl === CLI_DEFAULT_ADMIN_URL ? '' : `  export SWITCHYARD_ADMIN_URL=${adminUrl}\n`;
   const seeded = demo.upstreams.map((u) => {
-    const what = u.pool === undefined ? 'new build, in no pool yet' : `pool ${u.pool}`;
+    const what =
+      u.pool !== undefined
+        ? `pool ${u.pool}`
+        : u.errorRate > 0
+          ? `bad build (${u.errorRate * 100} % 500s), for the rollout`
+          : 'new build, in no pool yet';
     const share = u.pool === 'blue' ? ', 100 % of the traffic' : '';
     return `  ${u.version}  ${u.url.padEnd(24)}  ${what}${share}`;
   });
-  const next = demo.upstreams.find((u) => u.pool === undefined);
+  const next = demo.upstreams.find((u) => u.pool === undefined && u.errorRate === 0);
+  const bad = demo.upstreams.find((u) => u.errorRate > 0);
+  const rollout =
+    bad === undefined
+      ? ''
+      : `  npx switchyard rollout start green --version ${bad.version} --endpoint ${bad.url} --steps 20,30s,100\n`;
   const deploy =
     next === undefined
       ? ''
@@ -121,7 +143,7 @@ ${deploy}  npx switchyard canary 5
   npx switchyard switch green
   npx switchyard rollback
   npx switchyard history
-
+${rollout}
 Logs: warnings and errors only (LOG_LEVEL=info for every table change). Ctrl-C stops the demo.
 `;
 }

@@ -148,7 +148,7 @@ describe('the demo', () => {
     if (demo === undefined) throw new Error('the demo lost its port in each of 5 tries');
     const sheet = demo.stderr();
     const urls = upstreamUrls(sheet);
-    expect([...urls.keys()]).toEqual(['3f2c9e1', '9ab14d0', '5e7a2b8', '1c4d2e7']);
+    expect([...urls.keys()]).toEqual(['3f2c9e1', '9ab14d0', '5e7a2b8', '1c4d2e7', '7bad7e5']);
     const ports = [...urls.values()].map((u) => Number(new URL(u).port));
     expect(ports[0]).not.toBe(blocked);
     // The others got proxyPort+2.. unless someone held those too (then a free port each).
@@ -161,5 +161,11 @@ describe('the demo', () => {
       `npx switchyard set-pool green --version 1c4d2e7 --endpoint ${urls.get('1c4d2e7')}`,
     );
     expect(sheet).toContain(`curl -i http://127.0.0.1:${proxyPort}/`);
+    // The rollout line names the bad build, which really answers 30 % of requests with 500.
+    const bad = urls.get('7bad7e5');
+    expect(sheet).toContain(`--version 7bad7e5 --endpoint ${bad}`);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i += 1) statuses.push((await fetch(`${bad}/`)).status);
+    expect(statuses.filter((s) => s === 500)).toHaveLength(6);
   });
 });

@@ -236,7 +236,7 @@ async function newWorld(ports: Map<number, number>): Promise<World> {
   return world;
 }
 
-/** The demo on OS-picked ports; the docs' 8080, 9090 and 8081-8084 mapped to its addresses. */
+/** The demo on OS-picked ports; the docs' 8080, 9090 and 8081-8085 mapped to its addresses. */
 async function demoWorld(): Promise<World> {
   const child = spawn(process.execPath, [MAIN, 'proxy'], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -267,7 +267,8 @@ async function demoWorld(): Promise<World> {
     if (m === null) throw new Error(`${String(re)} not in the cheat sheet:\n${stderr}`);
     return Number(m[1]);
   };
-  // The README: blue on :8081, green on :8082, canary on :8083, the new build on :8084.
+  // The README: blue on :8081, green on :8082, canary on :8083, the new build on :8084, the bad
+  // build on :8085.
   const ports = new Map<number, number>([
     [8080, portOf(/proxy http:\/\/127\.0\.0\.1:(\d+),/)],
     [9090, portOf(/admin API http:\/\/127\.0\.0\.1:(\d+)/)],
@@ -275,6 +276,7 @@ async function demoWorld(): Promise<World> {
     [8082, portOf(/^ {2}9ab14d0 +http:\/\/127\.0\.0\.1:(\d+) /m)],
     [8083, portOf(/^ {2}5e7a2b8 +http:\/\/127\.0\.0\.1:(\d+) /m)],
     [8084, portOf(/^ {2}1c4d2e7 +http:\/\/127\.0\.0\.1:(\d+) /m)],
+    [8085, portOf(/^ {2}7bad7e5 +http:\/\/127\.0\.0\.1:(\d+) /m)],
   ]);
   const world = await newWorld(ports);
   world.env.SWITCHYARD_ADMIN_URL = `http://127.0.0.1:${ports.get(9090)}`;
