@@ -14,6 +14,7 @@
  * therefore at most the cap plus one event.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { fail } from '../errors.js';
 import type { RoutingTable } from '../table/types.js';
 import type { AdminDeps } from './admin-deps.js';
 import { PoolRates } from './pool-rates.js';
@@ -58,6 +59,8 @@ export class EventHub {
   #snapshotTimer: NodeJS.Timeout | null = null;
   #heartbeatTimer: NodeJS.Timeout | null = null;
   #ticking = false;
+  /** True while snapshots fail (logged once until they recover). */
+  #failing = false;
   /** Last `replicas` / `rollout` payloads sent (JSON), so unchanged ones are not repeated. */
   #lastReplicas = '';
   #lastRollout = '';
@@ -87,6 +90,7 @@ export class EventHub {
    * happens until the client leaves or the hub closes.
    */
   attach(req: IncomingMessage, res: ServerResponse): void {
+    if (this.#state === 'closed') throw fail('CLOSED', 'the admin API is shutting down');
     if (this.#state !== 'running') throw new Error(`EventHub.attach() called while ${this.#state}`);
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -156,7 +160,17 @@ export class EventHub {
     if (this.#ticking || this.#clients.size === 0) return;
     this.#ticking = true;
     this.#snapshot()
-      .catch((err: unknown) => this.#deps.logger.warn({ err }, 'event snapshot failed'))
+      .then(
+        () => {
+          if (this.#failing) this.#deps.logger.info('event snapshots recovered');
+          this.#failing = false;
+        },
+        (err: unknown) => {
+          // Once per outage (Redis down fails every second), not once a second.
+          if (!this.#failing) this.#deps.logger.warn({ err }, 'event snapshot failed');
+          this.#failing = true;
+        },
+      )
       .finally(() => {
         this.#ticking = false;
       });

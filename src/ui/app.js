@@ -44,6 +44,13 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replaces the children of `el`, skipping absent ones (null, undefined, false). */
+function fill(el, ...children) {
+  el.replaceChildren(
+    ...children.flat().filter((c) => c !== null && c !== undefined && c !== false),
+  );
+}
+
 const token = () => sessionStorage.getItem(TOKEN_KEY);
 
 function authHeaders(extra = {}) {
@@ -117,7 +124,7 @@ function renderPools() {
   const host = $('pools');
   const names = poolNames();
   if (names.length === 0) {
-    host.replaceChildren(h('p', {}, 'No pools.'));
+    fill(host, h('p', {}, 'No pools.'));
     return;
   }
   const traffic = state.traffic;
@@ -198,7 +205,8 @@ function renderPools() {
     'p99',
     'State',
   ];
-  host.replaceChildren(
+  fill(
+    host,
     h(
       'table',
       { id: 'pools-table' },
@@ -224,9 +232,7 @@ function renderPoolSelects() {
     const current = select.value;
     const existing = [...select.options].map((o) => o.value).join(',');
     if (existing !== names.join(',')) {
-      select.replaceChildren(
-        ...names.map((n) => h('option', { value: n }, `${n} (${versionOf(n)})`)),
-      );
+      fill(select, ...names.map((n) => h('option', { value: n }, `${n} (${versionOf(n)})`)));
       if (names.includes(current)) select.value = current;
       else if (id === 'canary-pool' && names.includes('canary')) select.value = 'canary';
     }
@@ -237,10 +243,11 @@ function renderReplicas() {
   const host = $('replicas');
   const revision = state.table?.revision ?? 0;
   if (state.replicas.length === 0) {
-    host.replaceChildren(h('p', {}, 'No replica reports.'));
+    fill(host, h('p', {}, 'No replica reports.'));
     return;
   }
-  host.replaceChildren(
+  fill(
+    host,
     h(
       'table',
       {},
@@ -304,10 +311,11 @@ function describeCommand(c) {
 function renderHistory() {
   const host = $('history');
   if (state.history.length === 0) {
-    host.replaceChildren(h('li', {}, 'No changes yet.'));
+    fill(host, h('li', {}, 'No changes yet.'));
     return;
   }
-  host.replaceChildren(
+  fill(
+    host,
     ...state.history.map((e) =>
       h(
         'li',
@@ -352,7 +360,7 @@ function renderRollout() {
   const r = state.rollout;
   const controls = $('rollout-controls');
   if (r === null) {
-    host.replaceChildren(h('p', {}, 'No rollout has run.'));
+    fill(host, h('p', {}, 'No rollout has run.'));
     controls.hidden = true;
     renderControls();
     return;
@@ -360,7 +368,8 @@ function renderRollout() {
   const j = r.judgement;
   const evidence = j?.evidence;
   const lastReason = r.decisions.at(-1);
-  host.replaceChildren(
+  fill(
+    host,
     h(
       'p',
       {},

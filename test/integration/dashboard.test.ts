@@ -145,13 +145,6 @@ describe.skipIf(!hasChromium)('dashboard in headless Chromium', () => {
     await expect.poll(() => cellText(page, 'blue', 'p99'), { timeout: 20_000 }).toMatch(/\d+ ms/);
     expect(await cellText(page, 'blue', 'observed')).toContain('100.0 %');
     expect(await page.locator('#replicas').innerText()).toContain(t.app.replicaId);
-    if (process.env.SWITCHYARD_SCREENSHOT === '1') {
-      mkdirSync(join(root, 'docs', 'images'), { recursive: true });
-      await page.screenshot({
-        path: join(root, 'docs', 'images', 'dashboard.png'),
-        fullPage: true,
-      });
-    }
     await load.stop();
     expect(errors).toEqual([]);
   });
@@ -285,6 +278,47 @@ describe.skipIf(!hasChromium)('dashboard in headless Chromium', () => {
     // Still read-only: readiness from the unauthenticated probe.
     await expect.poll(() => page.locator('#public').innerText()).toContain('Readiness: ready');
   });
+
+  it.runIf(process.env.SWITCHYARD_SCREENSHOT === '1')(
+    'saves docs/images/dashboard.png: a judged canary rollout under traffic',
+    async () => {
+      const t = await startColourApp(closers, { adminToken: TOKEN });
+      const load = startLoad({ origin: t.proxyUrl, clients: 2, pauseMs: 3 });
+      closers.push(() => load.stop());
+      const started = await fetch(`${t.adminUrl}/v1/rollouts`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          pool: 'canary',
+          steps: [{ weight: 10 }, { pause: 'approval' }, { weight: 50 }, { weight: 100 }],
+          analysis: { minRequests: 100 },
+        }),
+      });
+      expect(started.status).toBe(201);
+      const { page, errors } = await openPage();
+      await signIn(page, t);
+      await expect
+        .poll(async () => parseFloat(await cellText(page, 'canary', 'rps')), { timeout: 20_000 })
+        .toBeGreaterThan(0);
+      // Judged with some evidence in: the meter, the verdict and both pools' figures show.
+      await expect
+        .poll(
+          async () =>
+            Number(
+              /(\d+) \/ \d+ requests/.exec(await page.locator('#rollout').innerText())?.[1] ?? 0,
+            ),
+          { timeout: 30_000 },
+        )
+        .toBeGreaterThan(60);
+      mkdirSync(join(root, 'docs', 'images'), { recursive: true });
+      await page.screenshot({
+        path: join(root, 'docs', 'images', 'dashboard.png'),
+        fullPage: true,
+      });
+      await load.stop();
+      expect(errors).toEqual([]);
+    },
+  );
 
   it('fits a phone width (375 px) without sideways scrolling', async () => {
     const t = await startColourApp(closers, { adminToken: TOKEN });
