@@ -13,6 +13,7 @@ import { openEvents, type SseClient } from '../helpers/sse.js';
 import { postJson, startColourApp, type TestApp } from '../helpers/start-app.js';
 import { startColours } from '../helpers/reference.js';
 import { startApp } from '../helpers/start-app.js';
+import { startRedisServer } from '../helpers/redis-server.js';
 
 const closers = closeAfterEach();
 
@@ -143,6 +144,45 @@ describe('GET /v1/events', () => {
     await sse.ended;
     // The close grace (2 s) cuts connections that do not finish; streams must end before it.
     expect(performance.now() - started).toBeLessThan(1900);
+  });
+
+  it('with Redis: a change made on one replica reaches the stream of another, which lists both', async () => {
+    const redis = await startRedisServer();
+    closers.push(() => redis.close());
+    const { pools } = await startColours(closers);
+    const apps: TestApp[] = [];
+    for (const id of ['sse-a', 'sse-b']) {
+      const app = await startApp({ redis: redis.url, namespace: 'sse', pools }, { replicaId: id });
+      closers.push(() => app.close());
+      apps.push(app);
+    }
+    const [a, b] = apps as [TestApp, TestApp];
+    const sse = await events(b);
+    await sse.next('table');
+    await sse.next(
+      'replicas',
+      (d) => (d as { replicas: Array<{ id: string }> }).replicas.length === 2,
+      { timeoutMs: 15_000 },
+    );
+    const from = sse.events.length;
+    const answer = await postJson(`${a.adminUrl}/v1/canary`, { percent: 20 });
+    const answeredAt = performance.now();
+    expect(answer.status).toBe(200);
+    const revision = answer.body.revision as number;
+    const event = await sse.next('table', (d) => (d as TableData).table.revision === revision, {
+      from,
+    });
+    // Through Redis (pub/sub to the other replica): well within a second even on a busy machine.
+    expect(event.at - answeredAt).toBeLessThan(1000);
+    // B's replica list follows both replicas applying it.
+    await sse.next(
+      'replicas',
+      (d) =>
+        (d as { replicas: Array<{ revision: number }> }).replicas.every(
+          (r) => r.revision === revision,
+        ),
+      { from, timeoutMs: 15_000 },
+    );
   });
 
   it('drops a client that stops reading instead of buffering for it without bound', async () => {
