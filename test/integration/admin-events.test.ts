@@ -135,6 +135,24 @@ describe('GET /v1/events', () => {
     await eventually(async () => expect(await clients()).toBe(0));
   });
 
+  it('sends heartbeat comments while nothing changes', async () => {
+    const { pools } = await startColours(closers);
+    const t = await startApp({ pools }, { adminEvents: { heartbeatMs: 100, snapshotMs: 60_000 } });
+    closers.push(() => t.close());
+    const abort = new AbortController();
+    closers.push(() => abort.abort());
+    const res = await fetch(`${t.adminUrl}/v1/events`, { signal: abort.signal });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    while (!text.includes(': heartbeat\n\n')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    expect(text.startsWith('retry: 2000\n\nevent: table\n')).toBe(true);
+    expect(text).toContain(': heartbeat\n\n');
+  });
+
   it('ends every stream when the admin API closes, without waiting for the grace period', async () => {
     const t = await startColourApp(closers);
     const sse = await events(t);
