@@ -23,4 +23,9 @@ export default tseslint.config(
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: { ...globals.node } },
   },
+  {
+    // The dashboard's script runs in the browser (src/ui, served by the admin API).
+    files: ['src/ui/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
 );

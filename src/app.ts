@@ -5,6 +5,7 @@
  */
 import type { DestinationStream } from 'pino';
 import { AdminServer } from './admin/admin-server.js';
+import type { EventHubOptions } from './admin/event-hub.js';
 import type { Config } from './config/schema.js';
 import type { ControlStore } from './control/control-store.js';
 import { MemoryControlStore } from './control/memory-store.js';
@@ -28,6 +29,8 @@ export interface AppOverrides {
   readonly replicaId?: string | undefined;
   /** Collect default process metrics (default true; tests running many apps turn it off). */
   readonly defaultMetrics?: boolean | undefined;
+  /** Admin event-stream tunables (tests lower the slow-client buffer cap). */
+  readonly adminEvents?: EventHubOptions | undefined;
 }
 
 type AppState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -99,15 +102,18 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     logger,
     metrics,
   });
-  const admin = new AdminServer(config, {
-    logger: logger.child({ component: 'admin' }),
-    metrics,
-    store,
-    proxy,
-    isReady,
-    rollouts,
-    replicaId,
-  });
+  const admin = new AdminServer(
+    overrides.adminEvents === undefined ? config : { ...config, events: overrides.adminEvents },
+    {
+      logger: logger.child({ component: 'admin' }),
+      metrics,
+      store,
+      proxy,
+      isReady,
+      rollouts,
+      replicaId,
+    },
+  );
 
   const setState = (next: AppState): void => {
     logger.debug({ from: state, to: next }, 'app state');

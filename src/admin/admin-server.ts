@@ -10,6 +10,7 @@ import type { Logger } from '../observability/logger.js';
 import { isLoopbackHost } from '../lib/loopback.js';
 import type { AdminDeps } from './admin-deps.js';
 import { createTokenCheck } from './auth.js';
+import { EventHub, type EventHubOptions } from './event-hub.js';
 import { requireJsonContentType } from './body.js';
 import { buildOpenApiDocument } from './openapi.js';
 import type { OwnListener } from './own-listeners.js';
@@ -18,17 +19,22 @@ import { Router, type Route, type RouteReply } from './router.js';
 import { auditRoutes } from './routes/audit.js';
 import { changeRoutes } from './routes/changes.js';
 import { drainRoutes } from './routes/drain.js';
+import { eventRoutes } from './routes/events.js';
 import { opsRoutes } from './routes/ops.js';
 import { rolloutRoutes } from './routes/rollouts.js';
 import { stateRoutes } from './routes/state.js';
 import { trafficRoutes } from './routes/traffic.js';
+import { uiRoutes } from './routes/ui.js';
 
 /** The configuration slice the admin server reads (`namespace`: shown by GET /v1/state with Redis). */
 export type AdminServerOptions = Pick<
   Config,
   'adminListen' | 'adminToken' | 'metricsAuth' | 'buildSha'
 > &
-  Partial<Pick<Config, 'adminAllowedHosts' | 'namespace'>>;
+  Partial<Pick<Config, 'adminAllowedHosts' | 'namespace'>> & {
+    /** Event-stream tunables (tests lower the buffer cap); defaults in event-hub.ts. */
+    readonly events?: EventHubOptions;
+  };
 
 type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
@@ -42,6 +48,7 @@ export class AdminServer {
   readonly #router: Router;
   readonly #checkToken: ((authorization: string | undefined) => boolean) | null;
   readonly #guard: RequestGuard;
+  readonly #events: EventHub;
   readonly #closing = new AbortController();
   #state: State = 'idle';
   #server: Server | null = null;
@@ -58,6 +65,7 @@ export class AdminServer {
       allowedHosts,
       checkHost: this.#checkToken === null || allowedHosts.length > 0,
     });
+    this.#events = new EventHub(deps, options.events);
     let openApi: Record<string, unknown> | null = null;
     const routes: Route[] = [
       ...stateRoutes(deps, options.buildSha, options.namespace),
@@ -71,6 +79,8 @@ export class AdminServer {
       ...trafficRoutes(deps),
       ...drainRoutes(deps),
       ...rolloutRoutes(deps),
+      ...eventRoutes(this.#events),
+      ...uiRoutes(),
       ...opsRoutes(
         deps,
         options.buildSha,
@@ -125,6 +135,7 @@ export class AdminServer {
       throw err;
     });
     server.on('error', (err) => this.#log.error({ err }, 'admin server error'));
+    this.#events.start();
     this.#setState('running');
     this.#log.info(this.address(), 'admin api listening');
   }
@@ -155,6 +166,8 @@ export class AdminServer {
     }
     this.#setState('closing');
     this.#closing.abort();
+    // Event streams never end by themselves: end them, or close() would wait for the grace.
+    this.#events.close();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const timer = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
@@ -264,6 +277,12 @@ function listening(
 }
 
 function send(res: ServerResponse, reply: RouteReply): void {
+  if ('streamed' in reply) return;
+  if ('body' in reply) {
+    res.writeHead(reply.status, { ...reply.headers, 'content-length': reply.body.length });
+    res.end(reply.body);
+    return;
+  }
   if ('json' in reply) {
     const body = JSON.stringify(reply.json);
     res.writeHead(reply.status, {

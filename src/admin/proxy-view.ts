@@ -2,6 +2,7 @@
  * What the admin API reads from the data plane. ProxyServer implements it; the admin API never
  * reaches into the data plane otherwise.
  */
+import type { PoolOutcomeSnapshot } from '../data/pool-outcomes.js';
 
 /** Read-only view of the proxy's state for the admin API. */
 export interface ProxyView {
@@ -24,4 +25,9 @@ export interface ProxyView {
   poolHealth(pool: string): { healthy: number; total: number };
   /** Each endpoint of `pool` with its health; optional so small test views can leave it out. */
   endpointHealth?(pool: string): { url: string; healthy: boolean }[];
+  /**
+   * Cumulative requests, errors and latency per pool (copies); optional so small test views can
+   * leave it out. The event stream turns differences of these into req/s, error ratio and p99.
+   */
+  poolCounts?(): ReadonlyMap<string, PoolOutcomeSnapshot>;
 }

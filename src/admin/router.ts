@@ -26,10 +26,15 @@ export interface RouteContext {
   readonly signal: AbortSignal;
 }
 
-/** What a handler answers: a status and a JSON body, or raw text with its content type. */
+/**
+ * What a handler answers: a status and a JSON body, raw text with its content type, bytes with
+ * every header given (static assets), or `streamed` when the handler wrote the response itself.
+ */
 export type RouteReply =
   | { readonly status: number; readonly json: unknown; readonly headers?: Record<string, string> }
-  | { readonly status: number; readonly text: string; readonly contentType: string };
+  | { readonly status: number; readonly text: string; readonly contentType: string }
+  | { readonly status: number; readonly body: Buffer; readonly headers: Record<string, string> }
+  | { readonly status: number; readonly streamed: true };
 
 /** One documented query parameter. */
 export interface QueryParamDoc {

@@ -2,7 +2,6 @@
  * The operator CLI (SPEC §1): a client of the admin API, nothing more. Exit codes: 0 done,
  * 1 refused by the server (any 4xx/5xx), 2 usage error, 3 admin API unreachable.
  */
-import type { TrafficReport } from '../admin/traffic-report.js';
 import type { ReplicaInfo } from '../control/control-store.js';
 import { bearerTokenProblem } from '../lib/bearer-token.js';
 import { runRolloutCommand } from './rollout-command.js';
@@ -26,17 +25,12 @@ import {
   generalHelp,
   usageLine,
 } from './commands.js';
-import {
-  formatChange,
-  formatHistory,
-  formatReplicas,
-  formatStatus,
-  isStateAnswer,
-} from './format.js';
+import { formatChange, formatHistory, formatReplicas, isStateAnswer } from './format.js';
 import { POOLS_COMMAND } from './completion.js';
 import { runLocal } from './local-commands.js';
 import { describeRefusal, type RefusalContext } from './refusal.js';
 import { didYouMean } from './suggest.js';
+import { runStatus } from './status-command.js';
 import { waitDrained } from './wait-drained.js';
 import { formatRules, readRulesFile, RulesFileError } from './rules-command.js';
 
@@ -48,8 +42,10 @@ export const EXIT_UNREACHABLE = 3;
 
 /** Where the CLI writes. */
 export interface CliIo {
-  readonly stdout: { write(text: string): unknown };
+  readonly stdout: { write(text: string): unknown; isTTY?: boolean };
   readonly stderr: { write(text: string): unknown };
+  /** Ends watching commands (`status --watch`) when aborted; the process's signal otherwise. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -279,26 +275,18 @@ async function execute(
   switch (command) {
     case 'status': {
       expectArgs(positionals, 0, 'status takes no arguments');
-      const state = await client.call('GET', '/v1/state');
-      if (state.status >= 400) return refused(state);
-      if (!isStateAnswer(state.body)) {
-        // A 200 that is not the admin API's: typically --admin pointing at the proxy port, whose
-        // upstream answered GET /v1/state itself.
-        io.stderr.write(
-          `switchyard: GET /v1/state did not answer like a switchyard admin API: is --admin the admin API address (default ${DEFAULT_ADMIN_URL}) and not the proxy's?\n`,
-        );
-        return EXIT_REFUSED;
-      }
-      const traffic = await client.call('GET', '/v1/traffic');
-      if (traffic.status >= 400) return refused(traffic);
-      if (json) {
-        io.stdout.write(
-          `${JSON.stringify({ state: state.body, traffic: traffic.body }, null, 2)}\n`,
-        );
-      } else {
-        io.stdout.write(formatStatus(state.body, traffic.body as TrafficReport, Date.now()));
-      }
-      return EXIT_OK;
+      const outcome = await runStatus(client, io, {
+        json,
+        watch: values.watch === true,
+        notAdminApi: () =>
+          // A 200 that is not the admin API's: typically --admin pointing at the proxy port,
+          // whose upstream answered GET /v1/state itself.
+          io.stderr.write(
+            `switchyard: GET /v1/state did not answer like a switchyard admin API: is --admin the admin API address (default ${DEFAULT_ADMIN_URL}) and not the proxy's?\n`,
+          ),
+      });
+      if (outcome === 'not-admin') return EXIT_REFUSED;
+      return outcome === null ? EXIT_OK : refused(outcome);
     }
     case 'history': {
       expectArgs(positionals, 0, 'history takes no arguments');

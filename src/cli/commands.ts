@@ -116,8 +116,18 @@ export const COMMANDS: readonly CommandSpec[] = [
       'out). A change shifts the observed share gradually: the window still holds requests ' +
       'routed by the previous table until it has passed.',
     kind: 'read',
-    options: [],
-    examples: ['switchyard status', 'switchyard status --json | jq .state.table.weights'],
+    options: [
+      {
+        name: 'watch',
+        type: 'boolean',
+        help: 'repeat every second until interrupted: redrawn on a terminal, one line per change otherwise',
+      },
+    ],
+    examples: [
+      'switchyard status',
+      'switchyard status --watch',
+      'switchyard status --json | jq .state.table.weights',
+    ],
   },
   {
     name: 'canary',

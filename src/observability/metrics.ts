@@ -59,6 +59,10 @@ export interface Metrics {
   readonly rolloutTargetWeight: Gauge;
   /** Rollout decisions by action (start, step, pass, pause, abort, promoted...). */
   readonly rolloutDecisions: Counter<'action'>;
+  /** Clients connected to the admin event stream (GET /v1/events). */
+  readonly adminEventClients: Gauge;
+  /** Event-stream clients dropped because they read too slowly (their buffer passed its cap). */
+  readonly adminEventClientsDropped: Counter;
   /**
    * The request tally of a pool/version (the same object for the same pair until the pair is
    * dropped): what the request path counts into instead of `requests` and `requestDuration`.
@@ -406,6 +410,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'switchyard_rollout_decisions_total',
       help: 'Rollout decisions by action.',
       labelNames: ['action'],
+      registers,
+    }),
+    adminEventClients: new Gauge({
+      name: 'switchyard_admin_event_clients',
+      help: 'Clients connected to the admin event stream (GET /v1/events).',
+      registers,
+    }),
+    adminEventClientsDropped: new Counter({
+      name: 'switchyard_admin_event_clients_dropped_total',
+      help: 'Admin event-stream clients dropped because they read too slowly.',
       registers,
     }),
     routingRevision: new Gauge({

@@ -865,10 +865,24 @@ describe('admin API: OpenAPI document', () => {
         'POST /v1/rollouts/current/pause',
         'POST /v1/rollouts/current/resume',
         'POST /v1/rollouts/current/abort',
+        // SPEC §11 (issue 14)
+        'GET /v1/events',
+        'GET /ui',
+        'GET /ui/app.js',
+        'GET /ui/app.css',
       ].sort(),
     );
     // And each documented route really answers (not 404/405) on this server.
     for (const route of world.admin.routes()) {
+      // The event stream never ends: probed with HEAD (admin-events.test.ts reads it).
+      if (route.path === '/v1/events') {
+        const head = await call(world, 'HEAD', route.path, undefined, {
+          authorization: `Bearer ${TOKEN}`,
+        });
+        expect(head.status).toBe(200);
+        expect(head.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+        continue;
+      }
       const path = route.path.replace('{name}', 'green');
       const probe = await call(world, route.method, path);
       // A rollout route answers 404 NO_ROLLOUT before any rollout ran: the route exists.
