@@ -21,6 +21,7 @@ import {
   type RoutingSnapshot,
   type UpstreamErrorReason,
 } from './router.js';
+import { MirrorChoice, type CompiledMirror, type MirrorSender } from './mirror.js';
 import { readCookie, RuleRequestView } from './rule-request.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { HOP_BY_HOP_HEADERS, removeConnectionNamed } from './hop-by-hop.js';
@@ -63,6 +64,8 @@ export interface ForwardContext {
   readonly log: Logger;
   /** Upstream failures, logged at most once per window with the count in between (issue 3). */
   readonly upstreamErrorLog: BurstLog;
+  /** Sends mirrored copies (SPEC §12), apart from real traffic. */
+  readonly mirrors: MirrorSender;
   /** Metric children for requests answered before a pool was chosen. */
   readonly unrouted: PoolMetricChildren;
   /**
@@ -215,6 +218,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   /** `Set-Cookie` value for a newly created sticky id, or null. */
   setCookie: string | null = null;
   #body: IncomingMessage | Buffer | null = null;
+  /** The mirror this request is copied to once forwarded; null when it is not copied. */
+  #mirror: CompiledMirror | null = null;
   /** Sticky key the pool was picked by; undefined when an override header or a rule chose it. */
   #key: string | undefined;
   #retry = Retry.RefusedOnly;
@@ -393,9 +398,10 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       }
     }
     // Rules come before stickiness and the weighted split; without rules, one length check.
+    let view: RuleRequestView | undefined;
     if (pool === undefined && snap.rules.length !== 0) {
       const rules = snap.rules;
-      const view = new RuleRequestView(raw, cookie, this.path);
+      view = new RuleRequestView(raw, cookie, this.path);
       for (let i = 0; i < rules.length; i++) {
         const rule = rules[i] as CompiledRoute;
         if (rule.test(view)) {
@@ -435,6 +441,31 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
 
     const method = req.method as string;
     const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
+    const mirror = snap.mirror;
+    if (mirror !== null) {
+      const path = this.path;
+      const choice = ctx.mirrors.choose(
+        mirror,
+        method,
+        pool,
+        () => (view ??= new RuleRequestView(raw, cookie, path)),
+        hasBody,
+        chunked,
+        contentLength,
+      );
+      if (choice !== MirrorChoice.None) {
+        this.#mirror = mirror;
+        // The copy needs the body's bytes: hold the (small, sized) body, then forward both.
+        if (choice === MirrorChoice.CopyWithBody) {
+          if (
+            (method === 'PUT' || method === 'DELETE') &&
+            Number(contentLength) <= MAX_RETRY_BODY_BYTES
+          )
+            this.#retry = Retry.Idempotent;
+          return Routed.HoldBody;
+        }
+      }
+    }
     if (!hasBody) {
       this.#retry =
         method === 'GET' ||
@@ -477,6 +508,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     (this.#res as ServerResponse).once('close', this.#onClientClose);
     this.pool?.traffic.record(Date.now());
     this.#dispatch(this.endpoint as UpstreamPool, false);
+    const mirror = this.#mirror;
+    if (mirror !== null) {
+      const body = this.#body;
+      ctx.mirrors.send(
+        mirror,
+        this.#req.method as string,
+        this.path,
+        this.headers,
+        body instanceof Buffer ? body : null,
+      );
+    }
   }
 
   /** Reads a small PUT/DELETE body into memory (so it can be resent), then forwards. */

@@ -30,6 +30,7 @@ import {
   type HealthConfigKey,
   type SettledPoolHealth,
 } from './health-checker.js';
+import { MirrorSender } from './mirror.js';
 import { reachesListener, type ListenAddress } from './own-listeners.js';
 import { collectPoolLoads, DepartedPools, type PoolLoad } from './pool-loads.js';
 import { writeRawProxyError } from './proxy-error.js';
@@ -60,7 +61,14 @@ export type ProxyServerOptions = Pick<
   | 'drainSpread'
 > &
   // Optional: without healthCheckInterval no active checks run (see healthOptionsFrom).
-  Partial<Pick<Config, HealthConfigKey>>;
+  Partial<Pick<Config, HealthConfigKey>> &
+  // Optional: mirror limits default as in the config schema; no access log unless named.
+  Partial<
+    Pick<
+      Config,
+      'mirrorConcurrency' | 'mirrorMaxBodyBytes' | 'mirrorTimeout' | 'accessLog' | 'accessLogSample'
+    >
+  >;
 
 /** Injected dependencies of the data plane. */
 export interface ProxyServerDeps {
@@ -150,6 +158,14 @@ export class ProxyServer {
       log: this.#log,
       upstreamErrorLog: new BurstLog(this.#log, 'upstream errors'),
       unrouted: poolMetricChildren(deps.metrics, 'none', 'none'),
+      mirrors: new MirrorSender(
+        {
+          concurrency: options.mirrorConcurrency ?? 64,
+          maxBodyBytes: options.mirrorMaxBodyBytes ?? 64 * 1024,
+          timeoutMs: options.mirrorTimeout ?? 10_000,
+        },
+        deps.metrics,
+      ),
       viaToken,
       via10: `1.0 ${viaToken}`,
       via11: `1.1 ${viaToken}`,
@@ -421,6 +437,7 @@ export class ProxyServer {
   async #close(): Promise<void> {
     this.#setState('closing');
     this.#ctx.shuttingDown = true;
+    this.#ctx.mirrors.close();
     this.#health.close();
     this.#drainer.close();
     this.#series.close();
