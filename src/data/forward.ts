@@ -21,6 +21,7 @@ import {
   type RoutingSnapshot,
   type UpstreamErrorReason,
 } from './router.js';
+import type { AccessLog } from './access-log.js';
 import { MirrorChoice, type CompiledMirror, type MirrorSender } from './mirror.js';
 import { readCookie, RuleRequestView } from './rule-request.js';
 import type { UpstreamPool } from './upstream-pool.js';
@@ -64,6 +65,8 @@ export interface ForwardContext {
   readonly log: Logger;
   /** Upstream failures, logged at most once per window with the count in between (issue 3). */
   readonly upstreamErrorLog: BurstLog;
+  /** The access log, or null when it is off. */
+  readonly accessLog: AccessLog | null;
   /** Sends mirrored copies (SPEC §12), apart from real traffic. */
   readonly mirrors: MirrorSender;
   /** Metric children for requests answered before a pool was chosen. */
@@ -218,6 +221,12 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   /** `Set-Cookie` value for a newly created sticky id, or null. */
   setCookie: string | null = null;
   #body: IncomingMessage | Buffer | null = null;
+  /** How the pool was chosen (access log `sticky`); null until one is. */
+  #how: string | null = null;
+  /** The rule that chose the pool, or null. */
+  #rule: string | null = null;
+  /** Response body bytes relayed to the client. */
+  #bytes = 0;
   /** The mirror this request is copied to once forwarded; null when it is not copied. */
   #mirror: CompiledMirror | null = null;
   /** Sticky key the pool was picked by; undefined when an override header or a rule chose it. */
@@ -392,6 +401,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     if (overridePool !== undefined && overrideToken !== undefined && ctx.overrideDigest !== null) {
       const digest = createHash('sha256').update(overrideToken).digest();
       if (timingSafeEqual(digest, ctx.overrideDigest)) {
+        this.#how = 'override';
         pool = snap.pools.get(overridePool);
         if (pool === undefined)
           return this.fail('NO_HEALTHY_UPSTREAM', 'override pool is not in the table');
@@ -407,6 +417,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
         if (rule.test(view)) {
           rule.hits.inc();
           pool = rule.pool;
+          this.#how = 'rule';
+          this.#rule = rule.name;
           break;
         }
       }
@@ -415,15 +427,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       let key: string | undefined;
       if (ctx.stickySource === 'cookie') {
         key = cookie === undefined ? undefined : readCookie(cookie, ctx.stickyName);
+        this.#how = 'cookie';
         if (key === undefined || key === '') {
           key = ctx.stickyIds.next();
           this.setCookie = `${ctx.stickyName}=${key}; Path=/; HttpOnly; SameSite=Lax`;
+          this.#how = 'new-cookie';
         }
       } else if (ctx.stickySource === 'header') {
         // Without the header, fall back to the client address: stable for that client.
         key = stickyHeader ?? peer;
+        this.#how = stickyHeader === undefined ? 'client-address' : 'header';
       } else {
         key = trusted && xff !== undefined ? lastListItem(xff) : peer;
+        this.#how = 'client-address';
       }
       this.#key = key;
       const name = snap.pick(key);
@@ -614,6 +630,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     if (this.#finished) return;
     // The client went away before the response ended: cancel the upstream leg now.
     this.#finished = true;
+    // 499 (nginx's "client closed request"): logged, not counted in the request metrics.
+    if (this.#ctx.accessLog !== null) this.#logAccess(499, performance.now() - this.#start);
     this.#done();
     const abort = this.#abort;
     if (abort !== null) abort(new Error('client closed the connection'));
@@ -670,6 +688,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
 
   onData(chunk: Buffer): boolean {
     // hot path
+    this.#bytes += chunk.length;
     const res = this.#res as ServerResponse;
     if (res.write(chunk)) return true;
     res.once('drain', this.#onDrain);
@@ -820,6 +839,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   #count(status: number): void {
     // hot path
     const ms = performance.now() - this.#start;
+    if (this.#ctx.accessLog !== null) this.#logAccess(status, ms);
     const pool = this.pool;
     if (pool === undefined) {
       this.#ctx.unrouted.tally.record(status, ms / 1000);
@@ -827,6 +847,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     }
     pool.metrics.tally.record(status, ms / 1000);
     pool.outcomes.observe(status, ms);
+  }
+
+  /** Writes this request's access log line, when sampled. */
+  #logAccess(status: number, ms: number): void {
+    const log = this.#ctx.accessLog as AccessLog;
+    if (!log.sampled()) return;
+    const path = this.path;
+    const q = path.indexOf('?');
+    const pool = this.pool;
+    log.write({
+      method: this.#req.method ?? '',
+      path: q === -1 ? path : path.slice(0, q),
+      status,
+      pool: pool?.name ?? null,
+      version: pool?.version ?? null,
+      endpoint: this.endpoint?.url ?? null,
+      durationMs: Math.round(ms * 1000) / 1000,
+      bytes: this.#bytes,
+      sticky: this.#how,
+      rule: this.#rule,
+      retry: this.#attempt !== 0,
+    });
   }
 
   /** Answers the client with the proxy's error `code` and counts it under its status. */
