@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, test } from 'vitest';
+import { runSwitchyard } from '../helpers/cli-process.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { readMetric } from '../helpers/metrics.js';
@@ -346,5 +347,54 @@ describe('traffic mirroring', () => {
       const newest = (history.body.history as Array<Record<string, unknown>>)[0];
       expect(newest).toMatchObject({ result: 'rejected', source: 'redis' });
     });
+  });
+});
+
+describe('the mirror command of the CLI (real binary)', () => {
+  const cli = (args: string[]) => runSwitchyard(args, {}, 20_000);
+
+  test('mirror POOL --percent N [--methods], mirror off; refusals and usage errors', async () => {
+    const { app } = await world();
+    const admin = ['--admin', app.adminUrl];
+    expect(await cli(['mirror', 'canary', '--percent', '10', ...admin])).toEqual({
+      code: 0,
+      stdout:
+        'revision 2: blue 100.00%, green 0.00%, canary 0.00%; mirror canary 10.00% (GET, HEAD)\n',
+      stderr: '',
+    });
+    const post = await cli([
+      'mirror',
+      'canary',
+      '--percent',
+      '100',
+      '--methods',
+      'get,post',
+      ...admin,
+    ]);
+    expect(post.code).toBe(0);
+    expect(post.stdout).toMatch(/mirror canary 100\.00% \(GET, POST\)\n$/);
+    const status = await cli(['status', ...admin]);
+    expect(status.stdout).toContain(
+      'mirror canary 100.00% (GET, POST) (copies, not counted above)',
+    );
+    const history = await cli(['history', '--limit', '1', ...admin]);
+    expect(history.stdout).toContain('mirror canary --percent 100 --methods GET,POST');
+
+    const unknown = await cli(['mirror', 'purple', '--percent', '5', ...admin]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('purple');
+    const zero = await cli(['mirror', 'canary', '--percent', '0', ...admin]);
+    expect(zero.code).toBe(1);
+    expect(zero.stderr).toContain('percent: must be more than 0');
+    expect((await cli(['mirror', 'canary', ...admin])).code).toBe(2);
+    expect((await cli(['mirror', 'off', '--percent', '5', ...admin])).code).toBe(2);
+
+    const off = await cli(['mirror', 'off', ...admin]);
+    expect(off).toMatchObject({
+      code: 0,
+      stdout: 'revision 4: blue 100.00%, green 0.00%, canary 0.00%\n',
+    });
+    const again = await cli(['mirror', 'off', ...admin]);
+    expect(again.stdout).toMatch(/^unchanged, still revision 4/);
   });
 });
