@@ -458,7 +458,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     const method = req.method as string;
     const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
     const mirror = snap.mirror;
-    if (mirror !== null) {
+    // Upgrade requests (no response object) are tunnelled, never copied.
+    if (mirror !== null && this.#res !== null) {
       const path = this.path;
       const choice = ctx.mirrors.choose(
         mirror,

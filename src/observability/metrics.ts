@@ -10,6 +10,9 @@ export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'other';
 
 const ERROR_REASONS: readonly UpstreamErrorReason[] = ['refused', 'reset', 'timeout', 'other'];
 
+/** Values of the `outcome` label of `switchyard_mirror_requests_total`. */
+const MIRROR_OUTCOMES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error', 'timeout'] as const;
+
 /** Values of the `outcome` label of `switchyard_drained_connections_total`. */
 const DRAIN_OUTCOMES = ['completed', 'closed'] as const;
 
@@ -386,6 +389,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
         if (t.pool === pool) tallies.delete(`${pool}\n${t.version}`);
       metrics.poolWeight.remove({ pool });
       metrics.healthyEndpoints.remove({ pool });
+      metrics.mirrorDuration.remove({ pool });
+      for (const outcome of MIRROR_OUTCOMES) metrics.mirrorRequests.remove({ pool, outcome });
       if (options.keepConnectionSeries === true) return;
       metrics.drainingConnections.remove({ pool });
       metrics.upgradedConnections.remove({ pool });
