@@ -22,7 +22,7 @@ import {
   type UpstreamErrorReason,
 } from './router.js';
 import type { AccessLog } from './access-log.js';
-import { MirrorChoice, type CompiledMirror, type MirrorSender } from './mirror.js';
+import { MIRROR_HEADER, MirrorChoice, type CompiledMirror, type MirrorSender } from './mirror.js';
 import { readCookie, RuleRequestView } from './rule-request.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { HOP_BY_HOP_HEADERS, removeConnectionNamed } from './hop-by-hop.js';
@@ -106,8 +106,9 @@ function dropTable(read: readonly string[], drop: readonly string[]): Record<str
 }
 
 // Request headers never forwarded as received: hop-by-hop ones, `expect` (undici refuses it; we
-// answer it), our override headers, and the forwarding headers we rebuild (the client's are kept
-// only from trusted proxies, issue 10).
+// answer it), our override headers, the forwarding headers we rebuild (the client's are kept
+// only from trusted proxies, issue 10), and the mirror mark, which only the proxy may set (an
+// upstream may skip side effects for copies: a client must not pass for one).
 const REQUEST_DROP = dropTable(
   [
     'connection',
@@ -121,7 +122,7 @@ const REQUEST_DROP = dropTable(
     'x-real-ip',
     'via',
   ],
-  [...HOP_BY_HOP_HEADERS, 'expect'],
+  [...HOP_BY_HOP_HEADERS, 'expect', MIRROR_HEADER],
 );
 
 const RESPONSE_DROP = dropTable(['connection'], HOP_BY_HOP_HEADERS);

@@ -170,6 +170,24 @@ describe('traffic mirroring', () => {
     expect(app.app.proxy.trafficSnapshot(60_000).canary ?? 0).toBe(0);
   });
 
+  test('a client cannot pass for a copy: its x-switchyard-mirror header is removed', async () => {
+    const { app, canary, green } = await world();
+    expect((await send(`${app.adminUrl}/v1/switch`, 'POST', { to: 'green' })).status).toBe(200);
+    expect(
+      (await send(`${app.adminUrl}/v1/mirror`, 'PUT', { pool: 'canary', percent: 100 })).status,
+    ).toBe(200);
+    await eventually(async () =>
+      expect((await proxied(app, '/spoof', { headers: { 'x-switchyard-mirror': '1' } })).pool).toBe(
+        'green',
+      ),
+    );
+    await eventually(() => expect(canary.seen.length).toBeGreaterThan(0));
+    const real = green.seen.find((s) => s.path === '/spoof');
+    expect(real?.headers['x-switchyard-mirror']).toBeUndefined();
+    // The copy carries exactly one mark, the proxy's own.
+    expect(canary.seen.find((s) => s.path === '/spoof')?.headers['x-switchyard-mirror']).toBe('1');
+  });
+
   test('POSTs are not mirrored by default; with POST listed, small bodies are copied and large ones dropped', async () => {
     const { app, canary } = await world({ mirrorMaxBodyBytes: 1024 });
     expect(
