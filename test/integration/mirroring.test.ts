@@ -250,6 +250,29 @@ describe('traffic mirroring', () => {
     expect(inFlight + finished).toBe(4);
   });
 
+  test('a copy still running at mirrorTimeout is aborted and counted; close does not wait for copies', async () => {
+    const { app, canary } = await world({ mirrorTimeout: 300 }, 5_000);
+    expect(
+      (await send(`${app.adminUrl}/v1/mirror`, 'PUT', { pool: 'canary', percent: 100 })).status,
+    ).toBe(200);
+    expect((await proxied(app, '/slow-copy')).status).toBe(200);
+    await eventually(async () =>
+      expect(
+        await readMetric(app.adminUrl, 'switchyard_mirror_requests_total', {
+          pool: 'canary',
+          outcome: 'timeout',
+        }),
+      ).toBe(1),
+    );
+    expect(canary.seen.map((s) => s.path)).toEqual(['/slow-copy']);
+    // A copy in flight to a target that takes 5 s: close ends it rather than wait.
+    expect((await proxied(app, '/in-flight')).status).toBe(200);
+    await eventually(() => expect(canary.seen.length).toBe(2));
+    const started = performance.now();
+    await app.close();
+    expect(performance.now() - started).toBeLessThan(4_000);
+  });
+
   test('a share below 100 % copies exactly that share; match limits what is copied', async () => {
     const { app, canary } = await world();
     expect(
