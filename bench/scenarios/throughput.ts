@@ -1,10 +1,20 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { closeAll, type BenchChild } from '../lib/child.js';
 import { startHaproxy, startHttpProxyBaseline, startNginx, type BenchPeer } from '../lib/peers.js';
 import { runInterleaved, type LoadTarget, type TargetSummary } from '../lib/rounds.js';
 import type { Check, ScenarioContext, ScenarioResult } from '../lib/scenario.js';
 import { resultsDir } from '../lib/results.js';
 import { round } from '../lib/stats.js';
-import { BENCH_VERSIONS, startReferenceServer, startSwitchyard } from '../lib/switchyard.js';
+import {
+  admin,
+  BENCH_VERSIONS,
+  startReferenceServer,
+  startSwitchyard,
+  type BenchProxy,
+  type BenchUpstream,
+} from '../lib/switchyard.js';
 import { cell, formatTable } from '../lib/table.js';
 
 const BODY_SIZES = [100, 10 * 1024] as const;
@@ -20,6 +30,66 @@ const TARGETS = {
 };
 
 const SWITCHYARD = 'switchyard';
+
+/**
+ * Ten rules of every kind that the bench's requests never match: each request tries them all
+ * before the weighted split (the worst case of ten rules).
+ */
+const TEN_RULES = [
+  { name: 'beta-header', match: [{ header: 'x-beta', value: '1' }], pool: 'green' },
+  { name: 'beta-cookie', match: [{ cookie: 'beta', value: 'yes' }], pool: 'green' },
+  { name: 'preview', match: [{ query: 'preview', present: true }], pool: 'green' },
+  { name: 'api-v2', match: [{ path: true, prefix: '/api/v2' }], pool: 'green' },
+  { name: 'users', match: [{ path: true, regex: '^/users/[0-9]+$' }], pool: 'green' },
+  { name: 'internal', match: [{ header: 'x-internal', present: true }], pool: 'green' },
+  { name: 'mobile', match: [{ header: 'user-agent', regex: 'Mobile|Android' }], pool: 'green' },
+  { name: 'team', match: [{ cookie: 'team', prefix: 'core-' }], pool: 'green' },
+  { name: 'lang', match: [{ header: 'accept-language', prefix: 'fr' }], pool: 'green' },
+  {
+    name: 'admin-path',
+    match: [
+      { path: true, prefix: '/admin' },
+      { header: 'x-admin', present: true },
+    ],
+    pool: 'green',
+  },
+];
+
+/** A feature variant of the proxy, measured beside the plain one on 100 B responses. */
+interface Variant {
+  readonly name: string;
+  readonly proxy: BenchProxy;
+}
+
+/**
+ * Proxies with one feature on each (issue 15): ten rules, a 10 % mirror to green, the access log
+ * to a file. Same pools and pinning as the plain proxy, so their rows compare in one run.
+ */
+async function startVariants(
+  pools: readonly BenchUpstream[],
+  cpu: number | undefined,
+  logDir: string,
+  children: BenchChild[],
+): Promise<Variant[]> {
+  const rules = await startSwitchyard({ name: 'switchyard-rules', pools, cpu });
+  children.push(rules.child);
+  await admin(rules.adminUrl, 'PUT', '/v1/rules', { rules: TEN_RULES });
+  const mirror = await startSwitchyard({ name: 'switchyard-mirror', pools, cpu });
+  children.push(mirror.child);
+  await admin(mirror.adminUrl, 'PUT', '/v1/mirror', { pool: 'green', percent: 10 });
+  const accessLog = await startSwitchyard({
+    name: 'switchyard-access-log',
+    pools,
+    cpu,
+    extraArgs: ['--access-log', join(logDir, 'access.log')],
+  });
+  children.push(accessLog.child);
+  return [
+    { name: `${SWITCHYARD} 10 rules`, proxy: rules },
+    { name: `${SWITCHYARD} mirror 10 %`, proxy: mirror },
+    { name: `${SWITCHYARD} access log`, proxy: accessLog },
+  ];
+}
 
 const LEGEND = [
   'req/s, p50, p99, cpu: medians over rounds. best: highest req/s and lowest cpu of any round',
@@ -116,6 +186,7 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
   const measureS = ctx.quick ? 1 : 3;
   const children: BenchChild[] = [];
   const peers: BenchPeer[] = [];
+  const logDir = await mkdtemp(join(tmpdir(), 'switchyard-bench-'));
   try {
     const blue = await startReferenceServer('blue', BENCH_VERSIONS.blue, pinning.loadCpu);
     children.push(blue.child);
@@ -129,6 +200,7 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
       ...(profile ? { cpuProfileDir: resultsDir() } : {}),
     });
     children.push(proxy.child);
+    const variants = await startVariants([blue, green], pinning.proxyCpu, logDir, children);
 
     peers.push(await startHttpProxyBaseline(blue.url, pinning.proxyCpu));
     for (const start of [startNginx, startHaproxy]) {
@@ -172,6 +244,15 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
           pid: proxy.child.pid,
           headers: { cookie: 'sy_id=bench-client-1' },
         },
+        // Feature variants on the small body only: their cost shows best where a request is cheap.
+        ...(size === 100
+          ? variants.map((v) => ({
+              name: v.name,
+              url: `${v.proxy.url}${path}`,
+              pid: v.proxy.child.pid,
+              headers: { cookie: 'sy_id=bench-client-1' },
+            }))
+          : []),
         ...peers.map((p) => ({ name: p.name, url: `${p.url}${path}`, pid: p.child.pid })),
       ];
       ctx.log(
@@ -185,6 +266,7 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
         measureS,
         connections: CONNECTIONS,
         baseline: 'direct',
+        // green also receives the mirror variant's copies.
         loadPids: [blue.child.pid, green.child.pid],
         log: ctx.log,
       });
@@ -238,5 +320,6 @@ export async function runThroughput(ctx: ScenarioContext): Promise<ScenarioResul
   } finally {
     await Promise.allSettled(peers.map((p) => p.close()));
     await closeAll(children);
+    await rm(logDir, { recursive: true, force: true });
   }
 }

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { POOL_NAME_PATTERN } from '../table/validate.js';
-import { TOTAL_BASIS_POINTS } from '../table/types.js';
+import { MIRROR_METHODS, TOTAL_BASIS_POINTS } from '../table/types.js';
 import {
   MAX_MATCHES,
   MAX_REGEX_LENGTH,
@@ -103,6 +103,59 @@ export const rulesBody = z
   .object({ rules: z.array(routingRule).max(MAX_RULES), expectRevision })
   .strict();
 
+const mirrorMethods = z
+  .array(z.enum(MIRROR_METHODS))
+  .min(1)
+  .max(MIRROR_METHODS.length)
+  .describe('Methods to copy (case-insensitive; default GET and HEAD)');
+const mirrorShare = {
+  percent: z
+    .number()
+    .gt(0)
+    .max(100)
+    .multipleOf(0.01)
+    .describe('Share of the matching requests copied, more than 0, at most 100, two decimals'),
+  basisPoints: z.int().min(1).max(TOTAL_BASIS_POINTS).describe('The share in basis points'),
+};
+
+/**
+ * PUT /v1/mirror: copy a share of the requests to a pool (SPEC §12); exactly one of `percent` or
+ * `basisPoints`.
+ */
+export const mirrorBody = z.union([
+  z
+    .object({
+      pool: poolName,
+      percent: mirrorShare.percent,
+      methods: mirrorMethods.optional(),
+      match: z.array(ruleMatch).min(1).max(MAX_MATCHES).optional(),
+      expectRevision,
+    })
+    .strict(),
+  z
+    .object({
+      pool: poolName,
+      basisPoints: mirrorShare.basisPoints,
+      methods: mirrorMethods.optional(),
+      match: z.array(ruleMatch).min(1).max(MAX_MATCHES).optional(),
+      expectRevision,
+    })
+    .strict(),
+]);
+
+/** DELETE /v1/mirror (the body is optional). */
+export const mirrorOffBody = z.object({ expectRevision }).strict();
+
+/** The mirror as the table holds it. */
+const trafficMirror = z
+  .object({
+    pool: poolName,
+    basisPoints: mirrorShare.basisPoints,
+    methods: z.array(z.enum(MIRROR_METHODS)),
+    match: z.array(ruleMatch).optional(),
+  })
+  .describe('Traffic mirroring: absent when off');
+
 /** POST /v1/rollback (the body is optional). */
 export const rollbackBody = z.object({ expectRevision }).strict();
 
@@ -112,6 +165,7 @@ export const routingTableSchema = z.object({
   pools: z.record(poolName, z.object({ version, endpoints: z.array(z.string()) })),
   weights: z.record(poolName, basisPoints),
   rules: z.array(routingRule).describe('Routing rules, tried in order before the weighted split'),
+  mirror: trafficMirror.optional(),
   updatedAt: z.string().describe('ISO-8601 time'),
   updatedBy: z.string(),
 });

@@ -412,6 +412,35 @@ function planChange(command: string, positionals: readonly string[], values: Val
         pools: [],
       };
     }
+    case 'mirror': {
+      expectArgs(
+        positionals,
+        1,
+        'mirror needs exactly one POOL (or off), e.g. `switchyard mirror canary --percent 10`',
+      );
+      const percent = str(values.percent);
+      const methods = str(values.methods);
+      if (positionals[0] === 'off') {
+        if (percent !== undefined || methods !== undefined)
+          throw new UsageError('mirror off takes no --percent or --methods');
+        return { method: 'DELETE', path: '/v1/mirror', body, pools: [] };
+      }
+      const pool = checkPoolName(positionals[0] as string, '');
+      if (percent === undefined) throw new UsageError('mirror needs --percent N');
+      return {
+        method: 'PUT',
+        path: '/v1/mirror',
+        body: {
+          ...body,
+          pool,
+          percent: parsePercent(percent, '--percent'),
+          ...(methods === undefined
+            ? {}
+            : { methods: methods.split(',').map((m) => m.trim().toUpperCase()) }),
+        },
+        pools: [pool],
+      };
+    }
     case 'remove-pool': {
       expectArgs(
         positionals,

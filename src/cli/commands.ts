@@ -247,6 +247,36 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
   },
   {
+    name: 'mirror',
+    synopsis: 'POOL --percent N [--methods GET,HEAD] | off',
+    summary: 'copy a share of the requests to POOL, fire-and-forget (`mirror off` ends it)',
+    description:
+      'Copies N percent (more than 0, at most 100, two decimals) of the requests whose method ' +
+      'is listed (default GET and HEAD) to POOL. Clients never wait for a copy: its answer is ' +
+      'discarded and counted apart (switchyard_mirror_* metrics). Copies carry ' +
+      '`x-switchyard-mirror: 1`. POOL cannot be removed while it is the mirror target.',
+    kind: 'change',
+    options: [
+      {
+        name: 'percent',
+        type: 'string',
+        value: 'N',
+        help: 'share of the requests copied, more than 0, at most 100',
+      },
+      {
+        name: 'methods',
+        type: 'string',
+        value: 'M,M',
+        help: 'methods copied (default GET,HEAD; e.g. GET,HEAD,POST)',
+      },
+    ],
+    examples: [
+      'switchyard mirror canary --percent 10',
+      'switchyard mirror canary --percent 100 --methods GET,HEAD,POST',
+      'switchyard mirror off',
+    ],
+  },
+  {
     name: 'history',
     synopsis: '[--limit N]',
     summary: 'audit log, newest first: who changed what, and what was refused',

@@ -71,7 +71,7 @@ function valueFlags(): string[] {
 const TOP_LEVEL_FLAGS = ['--help', '--version'];
 
 /** Commands whose argument is an existing pool name (completed from the admin API). */
-const POOL_ARGUMENT = ['switch', 'remove-pool', 'set-pool'];
+const POOL_ARGUMENT = ['switch', 'remove-pool', 'set-pool', 'mirror'];
 
 /** The hidden command the scripts call for pool names. */
 export const POOLS_COMMAND = '__pools';

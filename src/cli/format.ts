@@ -131,6 +131,8 @@ export function formatStatus(
   }
   lines.push(columns(rows), '');
   lines.push(observedNote(table, traffic, windowS, sinceChange));
+  if (table.mirror !== undefined)
+    lines.push(`${describeMirror(table.mirror)} (copies, not counted above)`);
   lines.push(...warnings);
   return `${lines.join('\n')}\n`;
 }
@@ -163,9 +165,17 @@ export function formatChange(table: RoutingTable & { changed?: boolean }): strin
   const weights = Object.entries(table.weights)
     .map(([name, weightBp]) => `${name} ${formatPercent(weightBp)}`)
     .join(', ');
+  const mirror = table.mirror === undefined ? '' : `; ${describeMirror(table.mirror)}`;
   // A command that changed nothing made no revision (and nothing for rollback to undo): say so.
-  if (table.changed === false) return `unchanged, still revision ${table.revision}: ${weights}\n`;
-  return `revision ${table.revision}: ${weights}\n`;
+  if (table.changed === false)
+    return `unchanged, still revision ${table.revision}: ${weights}${mirror}\n`;
+  return `revision ${table.revision}: ${weights}${mirror}\n`;
+}
+
+/** `mirror canary 10 % (GET, HEAD)`, with `matching` when the mirror has a match. */
+export function describeMirror(mirror: NonNullable<RoutingTable['mirror']>): string {
+  const match = mirror.match === undefined ? '' : ', matching';
+  return `mirror ${mirror.pool} ${formatPercent(mirror.basisPoints)} (${mirror.methods.join(', ')}${match})`;
 }
 
 /** A command of the audit log as CLI words: `canary 10%`, `switch green --force`. */
@@ -222,6 +232,13 @@ export function describeCommand(command: unknown): string {
     case 'rollback':
       words = 'rollback';
       break;
+    case 'mirror': {
+      const pct = share();
+      if (c.pool === null) words = 'mirror off';
+      else if (name(c.pool) !== undefined && pct !== undefined)
+        words = `mirror ${name(c.pool)} --percent ${pct.replace(/%$/, '')}${Array.isArray(c.methods) ? ` --methods ${c.methods.map(String).join(',')}` : ''}`;
+      break;
+    }
     case 'seed': {
       // The table a store was created with (config or --pool), recorded as revision 1.
       const pools = Array.isArray(c.pools)

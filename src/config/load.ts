@@ -22,7 +22,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'string' | 'duration' | 'boolean' | 'integer' | 'list';
+type Kind = 'string' | 'duration' | 'boolean' | 'integer' | 'number' | 'list';
 
 /** Every settable key with its kind. Secrets are absent: they come from the environment only. */
 const KEYS: Record<string, Kind> = {
@@ -59,6 +59,11 @@ const KEYS: Record<string, Kind> = {
   metricsAuth: 'boolean',
   logLevel: 'string',
   buildSha: 'string',
+  mirrorConcurrency: 'integer',
+  mirrorMaxBodyBytes: 'integer',
+  mirrorTimeout: 'duration',
+  accessLog: 'string',
+  accessLogSample: 'number',
 };
 
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -86,6 +91,10 @@ function coerce(kind: Kind, raw: string, field: string, problems: string[]): unk
     case 'integer':
       if (/^\d+$/.test(raw)) return Number(raw);
       problems.push(`${field}: "${raw}" is not a non-negative integer`);
+      return undefined;
+    case 'number':
+      if (/^\d+(?:\.\d+)?$/.test(raw)) return Number(raw);
+      problems.push(`${field}: "${raw}" is not a non-negative number`);
       return undefined;
     case 'list':
       return raw
@@ -336,12 +345,15 @@ const HELP_VALUE: Readonly<Record<string, string>> = {
   stateFile: 'FILE',
   logLevel: 'LEVEL',
   buildSha: 'SHA',
+  accessLog: 'stdout|FILE',
+  accessLogSample: '0..1',
 };
 const KIND_VALUE: Readonly<Record<Kind, string>> = {
   string: 'VALUE',
   duration: 'DURATION',
   boolean: 'true|false',
   integer: 'N',
+  number: 'N',
   list: 'A[,B...]',
 };
 
@@ -394,6 +406,11 @@ const HELP_MEANING: Readonly<Record<string, string>> = {
   metricsAuth: 'require the admin token on /metrics too',
   logLevel: 'fatal, error, warn, info, debug, trace or silent',
   buildSha: 'reported by /healthz and /v1/state',
+  mirrorConcurrency: 'mirrored requests in flight at most; more are dropped and counted',
+  mirrorMaxBodyBytes: 'requests with a larger (or unsized) body are not mirrored',
+  mirrorTimeout: 'a mirrored request still running after this is aborted',
+  accessLog: 'one JSON line per request to stdout or a file path (default: off)',
+  accessLogSample: 'share of requests written to the access log, 0..1',
   adminToken: `admin API bearer token, needed for a non-loopback --admin-listen; ${TOKEN_RULE}`,
   overrideToken: `enables the x-switchyard-pool override header for requests carrying it; ${TOKEN_RULE}`,
 };

@@ -186,6 +186,25 @@ export const configSchema = z
       .default('info'),
     /** Build identifier reported by /healthz (the image's git SHA). */
     buildSha: z.string().max(80).default('dev'),
+    /** Mirrored requests (SPEC §12) in flight at most; a copy beyond it is dropped and counted. */
+    mirrorConcurrency: z.number().int().min(1).max(10_000).default(64),
+    /** Largest request body a mirror copies (held in memory); larger or unsized: not mirrored. */
+    mirrorMaxBodyBytes: z
+      .number()
+      .int()
+      .min(0)
+      .max(16 * 1024 * 1024)
+      .default(64 * 1024),
+    /** A mirrored request still running after this is aborted (its answer is never waited for). */
+    mirrorTimeout: duration.refine((ms) => ms > 0, 'must be more than 0').default(10_000),
+    /** Access log: `stdout` or a file path (appended); absent: off. One JSON line per request. */
+    accessLog: z.string().min(1, 'must be stdout or a file path').optional(),
+    /** Share of requests written to the access log (0..1; 0.1 = one in ten). */
+    accessLogSample: z
+      .number()
+      .min(0, 'must be a number 0..1')
+      .max(1, 'must be a number 0..1')
+      .default(1),
     /** Secret: from the environment only (SWITCHYARD_ADMIN_TOKEN). An RFC 6750 bearer token. */
     adminToken: secretToken.optional(),
     /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN); sent as x-switchyard-token. */

@@ -21,6 +21,8 @@ import {
   type RoutingSnapshot,
   type UpstreamErrorReason,
 } from './router.js';
+import type { AccessLog } from './access-log.js';
+import { MIRROR_HEADER, MirrorChoice, type CompiledMirror, type MirrorSender } from './mirror.js';
 import { readCookie, RuleRequestView } from './rule-request.js';
 import type { UpstreamPool } from './upstream-pool.js';
 import { HOP_BY_HOP_HEADERS, removeConnectionNamed } from './hop-by-hop.js';
@@ -63,6 +65,10 @@ export interface ForwardContext {
   readonly log: Logger;
   /** Upstream failures, logged at most once per window with the count in between (issue 3). */
   readonly upstreamErrorLog: BurstLog;
+  /** The access log, or null when it is off. */
+  readonly accessLog: AccessLog | null;
+  /** Sends mirrored copies (SPEC §12), apart from real traffic. */
+  readonly mirrors: MirrorSender;
   /** Metric children for requests answered before a pool was chosen. */
   readonly unrouted: PoolMetricChildren;
   /**
@@ -100,8 +106,9 @@ function dropTable(read: readonly string[], drop: readonly string[]): Record<str
 }
 
 // Request headers never forwarded as received: hop-by-hop ones, `expect` (undici refuses it; we
-// answer it), our override headers, and the forwarding headers we rebuild (the client's are kept
-// only from trusted proxies, issue 10).
+// answer it), our override headers, the forwarding headers we rebuild (the client's are kept
+// only from trusted proxies, issue 10), and the mirror mark, which only the proxy may set (an
+// upstream may skip side effects for copies: a client must not pass for one).
 const REQUEST_DROP = dropTable(
   [
     'connection',
@@ -115,7 +122,7 @@ const REQUEST_DROP = dropTable(
     'x-real-ip',
     'via',
   ],
-  [...HOP_BY_HOP_HEADERS, 'expect'],
+  [...HOP_BY_HOP_HEADERS, 'expect', MIRROR_HEADER],
 );
 
 const RESPONSE_DROP = dropTable(['connection'], HOP_BY_HOP_HEADERS);
@@ -215,6 +222,14 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   /** `Set-Cookie` value for a newly created sticky id, or null. */
   setCookie: string | null = null;
   #body: IncomingMessage | Buffer | null = null;
+  /** How the pool was chosen (access log `sticky`); null until one is. */
+  #how: string | null = null;
+  /** The rule that chose the pool, or null. */
+  #rule: string | null = null;
+  /** Response body bytes relayed to the client. */
+  #bytes = 0;
+  /** The mirror this request is copied to once forwarded; null when it is not copied. */
+  #mirror: CompiledMirror | null = null;
   /** Sticky key the pool was picked by; undefined when an override header or a rule chose it. */
   #key: string | undefined;
   #retry = Retry.RefusedOnly;
@@ -387,20 +402,24 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     if (overridePool !== undefined && overrideToken !== undefined && ctx.overrideDigest !== null) {
       const digest = createHash('sha256').update(overrideToken).digest();
       if (timingSafeEqual(digest, ctx.overrideDigest)) {
+        this.#how = 'override';
         pool = snap.pools.get(overridePool);
         if (pool === undefined)
           return this.fail('NO_HEALTHY_UPSTREAM', 'override pool is not in the table');
       }
     }
     // Rules come before stickiness and the weighted split; without rules, one length check.
+    let view: RuleRequestView | undefined;
     if (pool === undefined && snap.rules.length !== 0) {
       const rules = snap.rules;
-      const view = new RuleRequestView(raw, cookie, this.path);
+      view = new RuleRequestView(raw, cookie, this.path);
       for (let i = 0; i < rules.length; i++) {
         const rule = rules[i] as CompiledRoute;
         if (rule.test(view)) {
           rule.hits.inc();
           pool = rule.pool;
+          this.#how = 'rule';
+          this.#rule = rule.name;
           break;
         }
       }
@@ -409,15 +428,19 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
       let key: string | undefined;
       if (ctx.stickySource === 'cookie') {
         key = cookie === undefined ? undefined : readCookie(cookie, ctx.stickyName);
+        this.#how = 'cookie';
         if (key === undefined || key === '') {
           key = ctx.stickyIds.next();
           this.setCookie = `${ctx.stickyName}=${key}; Path=/; HttpOnly; SameSite=Lax`;
+          this.#how = 'new-cookie';
         }
       } else if (ctx.stickySource === 'header') {
         // Without the header, fall back to the client address: stable for that client.
         key = stickyHeader ?? peer;
+        this.#how = stickyHeader === undefined ? 'client-address' : 'header';
       } else {
         key = trusted && xff !== undefined ? lastListItem(xff) : peer;
+        this.#how = 'client-address';
       }
       this.#key = key;
       const name = snap.pick(key);
@@ -435,6 +458,32 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
 
     const method = req.method as string;
     const hasBody = chunked || (contentLength !== undefined && contentLength !== '0');
+    const mirror = snap.mirror;
+    // Upgrade requests (no response object) are tunnelled, never copied.
+    if (mirror !== null && this.#res !== null) {
+      const path = this.path;
+      const choice = ctx.mirrors.choose(
+        mirror,
+        method,
+        pool,
+        () => (view ??= new RuleRequestView(raw, cookie, path)),
+        hasBody,
+        chunked,
+        contentLength,
+      );
+      if (choice !== MirrorChoice.None) {
+        this.#mirror = mirror;
+        // The copy needs the body's bytes: hold the (small, sized) body, then forward both.
+        if (choice === MirrorChoice.CopyWithBody) {
+          if (
+            (method === 'PUT' || method === 'DELETE') &&
+            Number(contentLength) <= MAX_RETRY_BODY_BYTES
+          )
+            this.#retry = Retry.Idempotent;
+          return Routed.HoldBody;
+        }
+      }
+    }
     if (!hasBody) {
       this.#retry =
         method === 'GET' ||
@@ -477,6 +526,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     (this.#res as ServerResponse).once('close', this.#onClientClose);
     this.pool?.traffic.record(Date.now());
     this.#dispatch(this.endpoint as UpstreamPool, false);
+    const mirror = this.#mirror;
+    if (mirror !== null) {
+      const body = this.#body;
+      ctx.mirrors.send(
+        mirror,
+        this.#req.method as string,
+        this.path,
+        this.headers,
+        body instanceof Buffer ? body : null,
+      );
+    }
   }
 
   /** Reads a small PUT/DELETE body into memory (so it can be resent), then forwards. */
@@ -572,6 +632,8 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     if (this.#finished) return;
     // The client went away before the response ended: cancel the upstream leg now.
     this.#finished = true;
+    // 499 (nginx's "client closed request"): logged, not counted in the request metrics.
+    if (this.#ctx.accessLog !== null) this.#logAccess(499, performance.now() - this.#start);
     this.#done();
     const abort = this.#abort;
     if (abort !== null) abort(new Error('client closed the connection'));
@@ -628,6 +690,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
 
   onData(chunk: Buffer): boolean {
     // hot path
+    this.#bytes += chunk.length;
     const res = this.#res as ServerResponse;
     if (res.write(chunk)) return true;
     res.once('drain', this.#onDrain);
@@ -778,6 +841,7 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
   #count(status: number): void {
     // hot path
     const ms = performance.now() - this.#start;
+    if (this.#ctx.accessLog !== null) this.#logAccess(status, ms);
     const pool = this.pool;
     if (pool === undefined) {
       this.#ctx.unrouted.tally.record(status, ms / 1000);
@@ -785,6 +849,28 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     }
     pool.metrics.tally.record(status, ms / 1000);
     pool.outcomes.observe(status, ms);
+  }
+
+  /** Writes this request's access log line, when sampled. */
+  #logAccess(status: number, ms: number): void {
+    const log = this.#ctx.accessLog as AccessLog;
+    if (!log.sampled()) return;
+    const path = this.path;
+    const q = path.indexOf('?');
+    const pool = this.pool;
+    log.write({
+      method: this.#req.method ?? '',
+      path: q === -1 ? path : path.slice(0, q),
+      status,
+      pool: pool?.name ?? null,
+      version: pool?.version ?? null,
+      endpoint: this.endpoint?.url ?? null,
+      durationMs: Math.round(ms * 1000) / 1000,
+      bytes: this.#bytes,
+      sticky: this.#how,
+      rule: this.#rule,
+      retry: this.#attempt !== 0,
+    });
   }
 
   /** Answers the client with the proxy's error `code` and counts it under its status. */

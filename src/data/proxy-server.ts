@@ -30,6 +30,8 @@ import {
   type HealthConfigKey,
   type SettledPoolHealth,
 } from './health-checker.js';
+import { AccessLog } from './access-log.js';
+import { MirrorSender } from './mirror.js';
 import { reachesListener, type ListenAddress } from './own-listeners.js';
 import { collectPoolLoads, DepartedPools, type PoolLoad } from './pool-loads.js';
 import { writeRawProxyError } from './proxy-error.js';
@@ -60,7 +62,14 @@ export type ProxyServerOptions = Pick<
   | 'drainSpread'
 > &
   // Optional: without healthCheckInterval no active checks run (see healthOptionsFrom).
-  Partial<Pick<Config, HealthConfigKey>>;
+  Partial<Pick<Config, HealthConfigKey>> &
+  // Optional: mirror limits default as in the config schema; no access log unless named.
+  Partial<
+    Pick<
+      Config,
+      'mirrorConcurrency' | 'mirrorMaxBodyBytes' | 'mirrorTimeout' | 'accessLog' | 'accessLogSample'
+    >
+  >;
 
 /** Injected dependencies of the data plane. */
 export interface ProxyServerDeps {
@@ -150,6 +159,21 @@ export class ProxyServer {
       log: this.#log,
       upstreamErrorLog: new BurstLog(this.#log, 'upstream errors'),
       unrouted: poolMetricChildren(deps.metrics, 'none', 'none'),
+      accessLog:
+        options.accessLog === undefined
+          ? null
+          : new AccessLog({
+              destination: options.accessLog,
+              sample: options.accessLogSample ?? 1,
+            }),
+      mirrors: new MirrorSender(
+        {
+          concurrency: options.mirrorConcurrency ?? 64,
+          maxBodyBytes: options.mirrorMaxBodyBytes ?? 64 * 1024,
+          timeoutMs: options.mirrorTimeout ?? 10_000,
+        },
+        deps.metrics,
+      ),
       viaToken,
       via10: `1.0 ${viaToken}`,
       via11: `1.1 ${viaToken}`,
@@ -232,6 +256,7 @@ export class ProxyServer {
   async start(): Promise<void> {
     if (this.#state !== 'idle') throw new Error('ProxyServer.start() called twice');
     this.#setState('starting');
+    await this.#ctx.accessLog?.start();
     this.#server.listen(this.#options.listen.port, this.#options.listen.host);
     await once(this.#server, 'listening');
     this.addOwnListener(this.address());
@@ -421,6 +446,7 @@ export class ProxyServer {
   async #close(): Promise<void> {
     this.#setState('closing');
     this.#ctx.shuttingDown = true;
+    this.#ctx.mirrors.close();
     this.#health.close();
     this.#drainer.close();
     this.#series.close();
@@ -468,6 +494,12 @@ export class ProxyServer {
     this.#retiring.clear();
     const results = await Promise.allSettled(pools.map((p) => p.close(1_000)));
     for (const r of results) if (r.status === 'rejected') failures.push(r.reason);
+    // Last: every request that will be logged has been (flushes the buffered lines).
+    try {
+      await this.#ctx.accessLog?.close();
+    } catch (err) {
+      failures.push(err);
+    }
     this.#log.info(
       { durationMs: Math.round(performance.now() - startedAt), longLived, outcome },
       'proxy closed',
@@ -506,6 +538,8 @@ export class ProxyServer {
     for (const ep of [...this.#endpoints.values(), ...this.#retiring]) ep.destroy();
     this.#endpoints.clear();
     this.#retiring.clear();
+    this.#ctx.mirrors.close();
+    this.#ctx.accessLog?.close().catch(() => undefined);
     if (this.#ctx.onIdle !== null) this.#ctx.onIdle();
   }
 

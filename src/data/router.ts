@@ -12,6 +12,7 @@ import type {
 import { compileRules, type RuleRequest } from '../table/rule-match.js';
 import { createPoolPicker, type PoolPicker } from '../table/sticky-hash.js';
 import type { RoutingTable } from '../table/types.js';
+import { compileMirror, type CompiledMirror } from './mirror.js';
 import type { RetryBudget, RetryBudgets } from './retry-budget.js';
 import type { PoolOutcomeCounter, PoolOutcomes } from './pool-outcomes.js';
 import type { PoolTrafficCounter, TrafficWindow } from './traffic-window.js';
@@ -65,6 +66,8 @@ export interface RoutingSnapshot {
   readonly pools: ReadonlyMap<string, CompiledPool>;
   /** The table's rules in order; empty when it has none (the request path then reads nothing). */
   readonly rules: readonly CompiledRoute[];
+  /** The table's mirror (SPEC §12), or null: the request path then reads nothing more. */
+  readonly mirror: CompiledMirror | null;
 }
 
 /** Builds the metric children of a pool/version pair. */
@@ -120,6 +123,7 @@ export function compileSnapshot(
     pick: createPoolPicker(table.weights),
     pools,
     rules: Object.freeze(rules),
+    mirror: compileMirror(table.mirror, pools),
   });
 }
 

@@ -10,6 +10,9 @@ export type UpstreamErrorReason = 'refused' | 'reset' | 'timeout' | 'other';
 
 const ERROR_REASONS: readonly UpstreamErrorReason[] = ['refused', 'reset', 'timeout', 'other'];
 
+/** Values of the `outcome` label of `switchyard_mirror_requests_total`. */
+const MIRROR_OUTCOMES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'error', 'timeout'] as const;
+
 /** Values of the `outcome` label of `switchyard_drained_connections_total`. */
 const DRAIN_OUTCOMES = ['completed', 'closed'] as const;
 
@@ -31,6 +34,17 @@ export interface Metrics {
   readonly retriesDenied: Counter<'pool'>;
   /** Requests routed by each routing rule (SPEC §12); filled from `ruleTally()`. */
   readonly ruleHits: Counter<'rule'>;
+  /**
+   * Mirrored requests (SPEC §12) that finished, by mirror pool and outcome (`2xx`..`5xx`,
+   * `error`, `timeout`): apart from `switchyard_requests_total`, which counts real traffic only.
+   */
+  readonly mirrorRequests: Counter<'pool' | 'outcome'>;
+  /** Copies not sent: `queue_full`, `body_too_large`, `no_endpoint`. */
+  readonly mirrorDropped: Counter<'reason'>;
+  /** Time from sending a mirrored request to the end of its answer, by mirror pool. */
+  readonly mirrorDuration: Histogram<'pool'>;
+  /** Mirrored requests in flight now. */
+  readonly mirrorInFlight: Gauge;
   /** Configured weight of each pool, in basis points. */
   readonly poolWeight: Gauge<'pool'>;
   /** Revision of the table this replica routes by. */
@@ -379,11 +393,37 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
         if (t.pool === pool) tallies.delete(`${pool}\n${t.version}`);
       metrics.poolWeight.remove({ pool });
       metrics.healthyEndpoints.remove({ pool });
+      metrics.mirrorDuration.remove({ pool });
+      for (const outcome of MIRROR_OUTCOMES) metrics.mirrorRequests.remove({ pool, outcome });
       if (options.keepConnectionSeries === true) return;
       metrics.drainingConnections.remove({ pool });
       metrics.upgradedConnections.remove({ pool });
       for (const outcome of DRAIN_OUTCOMES) metrics.drainedConnections.remove({ pool, outcome });
     },
+    mirrorRequests: new Counter({
+      name: 'switchyard_mirror_requests_total',
+      help: 'Mirrored requests that finished, by mirror pool and outcome (status class, error, timeout).',
+      labelNames: ['pool', 'outcome'],
+      registers,
+    }),
+    mirrorDropped: new Counter({
+      name: 'switchyard_mirror_dropped_total',
+      help: 'Request copies not sent to the mirror, by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    mirrorDuration: new Histogram({
+      name: 'switchyard_mirror_duration_seconds',
+      help: 'Time from sending a mirrored request to the end of its answer, by mirror pool.',
+      labelNames: ['pool'],
+      buckets: [...DURATION_BUCKETS],
+      registers,
+    }),
+    mirrorInFlight: new Gauge({
+      name: 'switchyard_mirror_in_flight',
+      help: 'Mirrored requests in flight.',
+      registers,
+    }),
     poolWeight: new Gauge({
       name: 'switchyard_pool_weight_basis_points',
       help: 'Configured weight of each pool in basis points (10000 = 100 %).',

@@ -4,6 +4,7 @@
  */
 import { fail } from '../errors.js';
 import { planRollback } from './rollback.js';
+import { copyMirror, sameMirror } from './mirror.js';
 import { sameRules } from './rules.js';
 import type {
   Command,
@@ -12,6 +13,7 @@ import type {
   PoolSpec,
   RoutingRule,
   RoutingTable,
+  TrafficMirror,
 } from './types.js';
 import { TOTAL_BASIS_POINTS } from './types.js';
 import {
@@ -47,7 +49,7 @@ export interface SeedPool {
  * the next table at revision + 1, stamped with `meta.actor` and `meta.now` (default: now).
  * The command is re-validated, so hand-built commands get the same checks as parsed ones.
  * `history` (newest first) is only read by `rollback`. A command that changes nothing (same pools,
- * endpoints, versions, weights and rules) returns `current` with `changed: false`. Throws REVISION_CONFLICT, UNKNOWN_POOL, POOL_LIVE, NO_STABLE_POOL,
+ * endpoints, versions, weights, rules and mirror) returns `current` with `changed: false`. Throws REVISION_CONFLICT, UNKNOWN_POOL, POOL_LIVE, NO_STABLE_POOL,
  * NOTHING_TO_UNDO, VALIDATION_FAILED or MUTABLE_VERSION.
  */
 export function applyCommand(
@@ -73,6 +75,7 @@ export function applyCommand(
   const pools: Record<string, PoolSpec> = { ...current?.pools };
   const weights: Record<string, number> = { ...current?.weights };
   let rules: readonly RoutingRule[] = current?.rules ?? [];
+  let mirror: TrafficMirror | undefined = current?.mirror;
 
   switch (checked.op) {
     case 'set-pool': {
@@ -109,6 +112,13 @@ export function applyCommand(
           `pools.${checked.pool}: routing rule "${rule.name}" sends traffic to it; change the rules first`,
         );
       }
+      // The mirror's target likewise: removing it would leave the mirror copying to nothing.
+      if (mirror?.pool === checked.pool) {
+        throw fail(
+          'POOL_LIVE',
+          `pools.${checked.pool}: traffic is mirrored to it; end the mirror first (DELETE /v1/mirror)`,
+        );
+      }
       delete pools[checked.pool];
       delete weights[checked.pool];
       break;
@@ -135,6 +145,20 @@ export function applyCommand(
       rules = checked.rules;
       break;
     }
+    case 'mirror': {
+      if (checked.pool === null) {
+        mirror = undefined;
+      } else {
+        requirePool(pools, checked.pool, 'pool');
+        mirror = {
+          pool: checked.pool,
+          basisPoints: checked.basisPoints,
+          methods: checked.methods,
+          ...(checked.match === undefined ? {} : { match: checked.match }),
+        };
+      }
+      break;
+    }
     case 'rollback': {
       const plan = planRollback(history);
       // The restored table comes from the audit log, which may have been read from a store:
@@ -144,14 +168,20 @@ export function applyCommand(
         pools: plan.table.pools,
         weights: plan.table.weights,
         rules: plan.table.rules,
+        ...(plan.table.mirror === undefined ? {} : { mirror: plan.table.mirror }),
       });
       return { table, changed: true, undoes: plan.undoes };
     }
   }
-  if (current !== null && sameRouting(current, pools, weights) && sameRules(current.rules, rules)) {
+  if (
+    current !== null &&
+    sameRouting(current, pools, weights) &&
+    sameRules(current.rules, rules) &&
+    sameMirror(current.mirror, mirror)
+  ) {
     return { table: current, changed: false };
   }
-  return { table: buildTable(stamp, pools, weights, rules), changed: true };
+  return { table: buildTable(stamp, pools, weights, rules, mirror), changed: true };
 }
 
 /**
@@ -230,6 +260,7 @@ function buildTable(
   pools: Readonly<Record<string, PoolSpec>>,
   weights: Readonly<Record<string, number>>,
   rules: readonly RoutingRule[],
+  mirror?: TrafficMirror,
 ): RoutingTable {
   const ownPools: Record<string, PoolSpec> = {};
   const ownWeights: Record<string, number> = {};
@@ -242,5 +273,11 @@ function buildTable(
     match: rule.match.map((m) => ({ ...m })),
     pool: rule.pool,
   }));
-  return freezeTable({ ...stamp, pools: ownPools, weights: ownWeights, rules: ownRules });
+  return freezeTable({
+    ...stamp,
+    pools: ownPools,
+    weights: ownWeights,
+    rules: ownRules,
+    ...(mirror === undefined ? {} : { mirror: copyMirror(mirror) }),
+  });
 }

@@ -39,6 +39,19 @@ export function compileRules(rules: readonly RoutingRule[]): CompiledRule[] {
   });
 }
 
+/** Compiles a validated match list into one predicate: true when every match holds. */
+export function compileMatches(
+  matches: readonly RuleMatch[],
+  field: string,
+): (req: RuleRequest) => boolean {
+  const tests = matches.map((m, j) => compileMatch(m, `${field}[${j}]`));
+  if (tests.length === 1) return tests[0] as (req: RuleRequest) => boolean;
+  return (req) => {
+    for (const t of tests) if (!t(req)) return false;
+    return true;
+  };
+}
+
 /** Index of the first rule that holds for `req`, or -1. */
 export function firstMatchingRule(rules: readonly CompiledRule[], req: RuleRequest): number {
   for (let i = 0; i < rules.length; i++) if ((rules[i] as CompiledRule).test(req)) return i;

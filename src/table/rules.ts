@@ -101,6 +101,17 @@ function parseRule(raw: unknown, path: string): RoutingRule {
   return Object.freeze({ name, match: Object.freeze(matches), pool });
 }
 
+/**
+ * Validates a match list on its own (the `match` of a mirror, SPEC §12): 1..MAX_MATCHES matches
+ * in the rule grammar. Returns a frozen normalised copy; throws VALIDATION_FAILED naming `field`.
+ */
+export function parseRuleMatches(input: unknown, field: string): readonly RuleMatch[] {
+  if (!Array.isArray(input) || input.length === 0 || input.length > MAX_MATCHES) {
+    throw fail('VALIDATION_FAILED', `${field}: must list 1..${MAX_MATCHES} matches`);
+  }
+  return Object.freeze(input.map((m: unknown, i) => parseMatch(m, `${field}[${i}]`)));
+}
+
 function parseMatch(raw: unknown, path: string): RuleMatch {
   if (!isObject(raw)) throw fail('VALIDATION_FAILED', `${path}: must be a JSON object`);
   for (const key of Object.keys(raw)) {

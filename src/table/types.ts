@@ -26,6 +26,11 @@ export interface RoutingTable {
    * rule's pool is in `pools` (a pool a rule names cannot be removed). Empty when there are none.
    */
   readonly rules: readonly RoutingRule[];
+  /**
+   * Traffic mirroring (SPEC §12): a share of the requests is copied to a pool, fire-and-forget.
+   * Absent when no mirror is set; its pool is in `pools` (a mirror target cannot be removed).
+   */
+  readonly mirror?: TrafficMirror;
   /** ISO-8601 time of the change that produced this revision. */
   readonly updatedAt: string;
   /** Actor of that change, e.g. `admin:token`, `cli`, `redis:1700000000000-0`. */
@@ -58,6 +63,25 @@ export interface RoutingRule {
   readonly pool: string;
 }
 
+/** Request methods a mirror may copy (the methods the proxy forwards). */
+export const MIRROR_METHODS = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'POST', 'PATCH'] as const;
+
+/** A method a mirror may copy. */
+export type MirrorMethod = (typeof MIRROR_METHODS)[number];
+
+/**
+ * Traffic mirroring in its normalised form: copy `basisPoints` (1..10000) of the requests whose
+ * method is in `methods` (and, when `match` is given, for which every match holds) to `pool`.
+ */
+export interface TrafficMirror {
+  readonly pool: string;
+  readonly basisPoints: number;
+  /** Uppercase, no duplicates, at least one; `["GET","HEAD"]` unless the writer chose others. */
+  readonly methods: readonly MirrorMethod[];
+  /** Matches in the rule grammar; only stored when given. */
+  readonly match?: readonly RuleMatch[];
+}
+
 /** Where a command came from (audit `source`). */
 export type CommandSource = 'admin' | 'cli' | 'redis' | 'seed';
 
@@ -74,6 +98,9 @@ export type Command =
   | { readonly op: 'canary'; readonly basisPoints: number; readonly pool: string }
   | { readonly op: 'switch'; readonly to: string }
   | { readonly op: 'rules'; readonly rules: readonly RoutingRule[] }
+  /** Sets the mirror (`pool` a name) or ends it (`pool: null`). */
+  | ({ readonly op: 'mirror'; readonly pool: string } & Omit<TrafficMirror, 'pool'>)
+  | { readonly op: 'mirror'; readonly pool: null }
   | { readonly op: 'rollback' };
 
 /** The operation names accepted in `op`. */

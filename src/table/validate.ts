@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { fail, SwitchyardError, type ErrorCode } from '../errors.js';
 import { redactText } from './redact.js';
+import { freezeMirror, parseMirrorFields } from './mirror.js';
 import { parseRules } from './rules.js';
 import { percentToBasisPoints } from './weights.js';
 import {
@@ -14,6 +15,7 @@ import {
   type PoolSpec,
   type RoutingRule,
   type RoutingTable,
+  type TrafficMirror,
 } from './types.js';
 
 /** Pool names (SPEC §2). */
@@ -38,6 +40,7 @@ const COMMAND_OPS = [
   'canary',
   'switch',
   'rules',
+  'mirror',
   'rollback',
 ] as const;
 
@@ -148,6 +151,18 @@ const commandSchema = z.discriminatedUnion(
     z.strictObject({ ...envelopeShape, op: z.literal('switch'), to: poolNameSchema }),
     // The rule list is checked by hand (parseRules) for one precise message per problem.
     z.strictObject({ ...envelopeShape, op: z.literal('rules'), rules: z.unknown().optional() }),
+    // The mirror's fields are checked by hand (parseMirrorFields), like rules.
+    z.strictObject({
+      ...envelopeShape,
+      op: z.literal('mirror'),
+      pool: z.union([poolNameSchema, z.null()], {
+        error: 'must be a pool name, or null to end the mirror',
+      }),
+      percent: z.unknown().optional(),
+      basisPoints: z.unknown().optional(),
+      methods: z.unknown().optional(),
+      match: z.unknown().optional(),
+    }),
     z.strictObject({ ...envelopeShape, op: z.literal('rollback') }),
   ],
   { error: `must be one of ${COMMAND_OPS.join(', ')}` },
@@ -165,6 +180,8 @@ const tableSchema = z.object({
   weights: plainObjectSchema,
   // Tables written before rules existed have none.
   rules: z.unknown().optional(),
+  // Absent when no mirror is set.
+  mirror: z.unknown().optional(),
   updatedAt: z.string({ error: 'must be a string' }),
   updatedBy: z.string({ error: 'must be a string' }),
 });
@@ -218,6 +235,17 @@ function buildCommand(raw: RawCommand): Command {
       return { op: 'switch', to: raw.to };
     case 'rules':
       return { op: 'rules', rules: parseRules(raw.rules) };
+    case 'mirror': {
+      if (raw.pool === null) {
+        for (const key of ['percent', 'basisPoints', 'methods', 'match'] as const) {
+          if (raw[key] !== undefined) {
+            throw fail('VALIDATION_FAILED', `${key}: pool null ends the mirror; give nothing else`);
+          }
+        }
+        return { op: 'mirror', pool: null };
+      }
+      return { op: 'mirror', ...parseMirrorFields({ ...raw, pool: raw.pool }) };
+    }
     case 'rollback':
       return { op: 'rollback' };
   }
@@ -313,14 +341,48 @@ export function parseTable(input: unknown): RoutingTable {
       throw fail('VALIDATION_FAILED', `rules[${i}].pool: no such pool`);
     }
   });
-  return freezeTable({
+  const table: RoutingTable = {
     revision: raw.revision,
     pools,
     weights,
     rules,
+    ...(raw.mirror === undefined || raw.mirror === null
+      ? {}
+      : { mirror: parseStoredMirror(raw.mirror, pools) }),
     updatedAt: raw.updatedAt,
     updatedBy: raw.updatedBy,
-  });
+  };
+  return freezeTable(table);
+}
+
+/** The `mirror` of a stored table, validated like a command; its pool must be in `pools`. */
+function parseStoredMirror(
+  input: unknown,
+  pools: Readonly<Record<string, PoolSpec>>,
+): TrafficMirror {
+  if (!isPlainObject(input)) throw fail('VALIDATION_FAILED', 'mirror: must be a JSON object');
+  for (const key of Object.keys(input)) {
+    if (!['pool', 'basisPoints', 'methods', 'match'].includes(key)) {
+      throw fail('VALIDATION_FAILED', `mirror.${echoKey(key)}: unknown field`);
+    }
+  }
+  const pool = input.pool;
+  if (typeof pool !== 'string' || !isPoolName(pool) || !Object.hasOwn(pools, pool)) {
+    throw fail('VALIDATION_FAILED', 'mirror.pool: no such pool');
+  }
+  try {
+    return parseMirrorFields({
+      pool,
+      basisPoints: input.basisPoints,
+      methods: input.methods,
+      match: input.match,
+    });
+  } catch (err) {
+    if (err instanceof SwitchyardError) {
+      throw new SwitchyardError(err.code, `mirror.${err.message}`);
+    }
+    throw err;
+  }
 }
 
 /**
@@ -412,6 +474,7 @@ export function freezeTable(t: RoutingTable): RoutingTable {
   Object.freeze(t.weights);
   for (const rule of t.rules) freezeRule(rule);
   Object.freeze(t.rules);
+  if (t.mirror !== undefined) freezeMirror(t.mirror);
   return Object.freeze(t);
 }
 

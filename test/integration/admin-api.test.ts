@@ -849,6 +849,8 @@ describe('admin API: OpenAPI document', () => {
         'POST /v1/switch',
         'POST /v1/rollback',
         'PUT /v1/rules',
+        'PUT /v1/mirror',
+        'DELETE /v1/mirror',
         'GET /v1/history',
         'GET /v1/replicas',
         'GET /v1/traffic',

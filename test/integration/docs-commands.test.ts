@@ -42,6 +42,7 @@ const GROUPS: Readonly<Record<string, 'demo' | 'redis'>> = {
   'admin-api': 'demo',
   cli: 'demo',
   rules: 'demo',
+  mirror: 'demo',
   redis: 'redis',
 };
 

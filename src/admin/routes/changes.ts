@@ -17,6 +17,8 @@ import { ownListenerOf, type OwnListener } from '../own-listeners.js';
 import type { Route, RouteContext, RouteReply } from '../router.js';
 import {
   canaryBody,
+  mirrorBody,
+  mirrorOffBody,
   removePoolBody,
   rollbackBody,
   routingTableSchema,
@@ -225,6 +227,31 @@ export function changeRoutes(
       errors: CHANGE_ERRORS,
       response: changeResultSchema,
       handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'rules' }),
+    },
+    {
+      method: 'PUT',
+      path: '/v1/mirror',
+      auth: 'token',
+      summary: 'Copy a share of the requests to a pool, fire-and-forget (traffic mirroring)',
+      description:
+        'Replaces the mirror. Unknown pool: 404 UNKNOWN_POOL. `percent` must be more than 0 (end a mirror with DELETE). `methods` default to GET and HEAD; `match` uses the rule grammar. The mirror target cannot be removed (409 POOL_LIVE). Mirrored requests carry `x-switchyard-mirror: 1`; their answers are discarded and counted apart (switchyard_mirror_requests_total).',
+      body: mirrorBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: changeResultSchema,
+      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'mirror' }),
+    },
+    {
+      method: 'DELETE',
+      path: '/v1/mirror',
+      auth: 'token',
+      summary: 'End traffic mirroring',
+      description: 'With no mirror set, nothing changes (`changed: false`).',
+      body: mirrorOffBody,
+      query: WAIT_QUERY,
+      errors: CHANGE_ERRORS,
+      response: changeResultSchema,
+      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'mirror', pool: null }),
     },
     {
       method: 'POST',
