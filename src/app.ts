@@ -15,6 +15,9 @@ import { ProxyServer } from './data/proxy-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { RolloutDriver } from './rollout/rollout-driver.js';
+import { autoWorkers } from './cluster/cpus.js';
+import { WorkerGroup } from './cluster/worker-group.js';
+import { createWorkerMetrics } from './observability/metrics.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -28,6 +31,8 @@ export interface AppOverrides {
   readonly replicaId?: string | undefined;
   /** Collect default process metrics (default true; tests running many apps turn it off). */
   readonly defaultMetrics?: boolean | undefined;
+  /** Proxy worker processes (default: config.workers, `auto` resolved); > 1 forks them. */
+  readonly workers?: number | undefined;
 }
 
 type AppState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -43,6 +48,8 @@ export interface App {
   readonly admin: AdminServer;
   /** The rollout engine (SPEC §9; in-process, memory store only for now). */
   readonly rollouts: RolloutDriver;
+  /** The worker processes that serve the traffic with --workers > 1 (SPEC §13), else null. */
+  readonly workers: WorkerGroup | null;
   readonly replicaId: string;
   /** Starts the store, loads or seeds the table, then listens. Throws if called twice. */
   start(): Promise<void>;
@@ -72,15 +79,15 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           url: config.redis,
           namespace: config.namespace,
           replicaId,
-          appliedRevision: () => feed.appliedRevision(),
-          drainReport: () => proxy.drainReport(),
+          appliedRevision: () => workers?.appliedRevision() ?? feed.appliedRevision(),
+          drainReport: () => plane.drainReport(),
           logger, // the store makes its own `component` child
           metrics,
           stateFile: config.stateFile,
         })
       : new MemoryControlStore({
-          appliedRevision: () => feed.appliedRevision(),
-          drainReport: () => proxy.drainReport(),
+          appliedRevision: () => workers?.appliedRevision() ?? feed.appliedRevision(),
+          drainReport: () => plane.drainReport(),
           replicaId,
           metrics,
         }));
@@ -89,12 +96,30 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     logger, // the proxy makes its own `component` child
     metrics,
   });
+  // --workers (SPEC §13): N worker processes serve the traffic and `proxy` stays here unstarted,
+  // checking endpoint health for the admin API. `plane` is whichever serves.
+  const workerCount =
+    overrides.workers ?? (config.workers === 'auto' ? autoWorkers().workers : config.workers);
+  const workers =
+    workerCount > 1
+      ? new WorkerGroup(config, workerCount, {
+          logger,
+          metrics,
+          workerMetrics: createWorkerMetrics(metrics.registry),
+          local: proxy,
+        })
+      : null;
+  const plane = workers ?? proxy;
   let state: AppState = 'idle';
   let shuttingDown = false;
-  const isReady = (): boolean => state === 'running' && !shuttingDown && feed.current() !== null;
+  const isReady = (): boolean =>
+    state === 'running' &&
+    !shuttingDown &&
+    feed.current() !== null &&
+    (workers === null || workers.serving() > 0);
   const rollouts = new RolloutDriver({
     store,
-    counts: () => proxy.poolCounts(),
+    counts: () => plane.poolCounts(),
     replicaId,
     logger,
     metrics,
@@ -103,10 +128,11 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     logger: logger.child({ component: 'admin' }),
     metrics,
     store,
-    proxy,
+    proxy: plane,
     isReady,
     rollouts,
     replicaId,
+    awaitApplied: workers === null ? undefined : (revision) => workers.waitApplied(revision),
   });
 
   const setState = (next: AppState): void => {
@@ -116,7 +142,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
 
   // The proxy logs the one 'table applied' line per change.
   feed.on('tableApplied', (table) => {
-    proxy.applyTable(table);
+    plane.applyTable(table);
   });
   store.on('table', (table) => {
     feed.offer(table);
@@ -159,7 +185,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       // Reverse of start, except the admin API closes last: /readyz keeps answering 503 (and
       // /metrics keeps answering) while the proxy drains.
       await step(() => rollouts.close());
-      await step(() => proxy.close());
+      await step(() => plane.close());
       if (ownsStore) await step(() => store.close());
       await step(() => admin.close());
       setState('closed');
@@ -178,6 +204,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     proxy,
     admin,
     rollouts,
+    workers,
     replicaId,
     isReady,
     async start() {
@@ -188,16 +215,17 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         await seedFromConfig();
         const table = store.current();
         if (table !== null) feed.offer(table);
-        await proxy.start();
+        await plane.start();
         await admin.start();
         // An endpoint on the admin port would serve the admin API on the public one (issue 10).
-        proxy.addOwnListener(admin.address());
+        plane.addOwnListener(admin.address());
         rollouts.start();
         setState('running');
         logger.info(
           {
             replicaId,
-            listen: proxy.address(),
+            listen: plane.address(),
+            workers: workerCount,
             admin: admin.address(),
             store: store.status().kind,
             revision: feed.appliedRevision(),
@@ -215,7 +243,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         // Clients on keep-alive connections are told to leave at once (Connection: close on
         // their next response); the listener stays open for shutdownDelay so load balancers
         // see /readyz fail before connections are refused.
-        proxy.beginShutdown();
+        plane.beginShutdown();
         logger.info({ shutdownDelayMs: config.shutdownDelay }, 'shutdown started');
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<'timeout'>((resolve) => {
@@ -231,7 +259,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         clearTimeout(timer);
         if (outcome === 'timeout') {
           logger.warn({ shutdownTimeoutMs: config.shutdownTimeout }, 'shutdown timeout reached');
-          proxy.destroy();
+          plane.destroy();
         }
       })();
       return shutting;

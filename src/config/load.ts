@@ -59,6 +59,7 @@ const KEYS: Record<string, Kind> = {
   metricsAuth: 'boolean',
   logLevel: 'string',
   buildSha: 'string',
+  workers: 'string',
 };
 
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -336,6 +337,7 @@ const HELP_VALUE: Readonly<Record<string, string>> = {
   stateFile: 'FILE',
   logLevel: 'LEVEL',
   buildSha: 'SHA',
+  workers: 'N|auto',
 };
 const KIND_VALUE: Readonly<Record<Kind, string>> = {
   string: 'VALUE',
@@ -394,6 +396,7 @@ const HELP_MEANING: Readonly<Record<string, string>> = {
   metricsAuth: 'require the admin token on /metrics too',
   logLevel: 'fatal, error, warn, info, debug, trace or silent',
   buildSha: 'reported by /healthz and /v1/state',
+  workers: 'proxy worker processes sharing the port; auto = CPUs available (cgroup-aware)',
   adminToken: `admin API bearer token, needed for a non-loopback --admin-listen; ${TOKEN_RULE}`,
   overrideToken: `enables the x-switchyard-pool override header for requests carrying it; ${TOKEN_RULE}`,
 };
