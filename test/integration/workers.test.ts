@@ -5,7 +5,9 @@
  * Load comes from several keep-alive clients, one connection each, so the connections are spread
  * over the workers.
  */
+import { once } from 'node:events';
 import { describe, expect, test } from 'vitest';
+import { WebSocket } from 'ws';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { startHaproxy } from '../helpers/haproxy.js';
@@ -42,6 +44,35 @@ function workerPids(proc: ProxyProcess): Map<number, number> {
   for (const l of proc.logs)
     if (l.msg === 'worker ready') pids.set(l.worker as number, l.pid as number);
   return pids;
+}
+
+interface DrainAnswer {
+  drained: boolean;
+  replicas: Array<{ inFlight: number; longLived: number }>;
+}
+
+async function drainOf(adminUrl: string, pool: string): Promise<DrainAnswer> {
+  return (await (await fetch(`${adminUrl}/v1/pools/${pool}/drain`)).json()) as DrainAnswer;
+}
+
+/** Opens a WebSocket and waits for the reference server's hello (which names the pool). */
+async function openWs(url: string): Promise<{ pool: string; closed: Promise<number> }> {
+  const ws = new WebSocket(url);
+  closers.push(async () => {
+    if (ws.readyState === WebSocket.CLOSED) return;
+    ws.on('error', () => undefined);
+    const gone = once(ws, 'close');
+    ws.terminate();
+    await gone;
+  });
+  const closed = new Promise<number>((resolve) =>
+    ws.once('close', (code: number) => resolve(code)),
+  );
+  const hello = await new Promise<Buffer>((resolve, reject) => {
+    ws.once('message', resolve);
+    ws.once('error', reject);
+  });
+  return { pool: (JSON.parse(hello.toString()) as { pool: string }).pool, closed };
 }
 
 async function perWorker(adminUrl: string): Promise<[number, number]> {
@@ -152,6 +183,49 @@ describe('--workers 2', () => {
     const applied = proc.logs.filter((l) => l.msg === 'table applied' && l.revision === 5);
     // The primary's health view and both workers.
     expect(applied.map((l) => l.worker ?? 'primary').sort()).toEqual([1, 2, 'primary']);
+  });
+
+  test('WebSockets on both workers drain as in one process: counted in the drain report, 1012 after drainTimeout, then drained', async () => {
+    const drainMs = 1_000;
+    const spreadMs = 500;
+    const proc = await startGroup([
+      '--drain-timeout',
+      `${drainMs}ms`,
+      '--drain-spread',
+      `${spreadMs}ms`,
+    ]);
+    const wsUrl = proc.proxyUrl.replace('http:', 'ws:');
+    // Four connections, dealt round robin: two on each worker.
+    const sockets = [];
+    for (let i = 0; i < 4; i++) sockets.push(await openWs(`${wsUrl}/live`));
+    expect(sockets.map((s) => s.pool)).toEqual(['blue', 'blue', 'blue', 'blue']);
+    await eventually(
+      async () => expect((await drainOf(proc.adminUrl, 'blue')).replicas[0]?.longLived).toBe(4),
+      { timeoutMs: 5_000, intervalMs: 50 },
+    );
+    const switchedAt = performance.now();
+    const res = await fetch(`${proc.adminUrl}/v1/switch`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'canary' }),
+    });
+    expect(res.status).toBe(200);
+    expect((await drainOf(proc.adminUrl, 'blue')).drained).toBe(false);
+    const codes = await Promise.all(sockets.map((s) => s.closed));
+    const afterMs = performance.now() - switchedAt;
+    expect(codes).toEqual([1012, 1012, 1012, 1012]);
+    expect(afterMs).toBeGreaterThanOrEqual(drainMs - 50);
+    expect(afterMs).toBeLessThan(drainMs + spreadMs + 3_000);
+    await eventually(
+      async () => expect((await drainOf(proc.adminUrl, 'blue')).drained).toBe(true),
+      {
+        timeoutMs: 5_000,
+        intervalMs: 50,
+      },
+    );
+    expect((await openWs(`${wsUrl}/live`)).pool).toBe('canary');
+    const finished = proc.logs.filter((l) => l.msg === 'drain finished' && l.worker !== undefined);
+    expect(new Set(finished.map((l) => l.worker))).toEqual(new Set([1, 2]));
   });
 
   test('SIGKILL of a worker under load: only requests on it fail, the group keeps serving, the worker comes back', async () => {
