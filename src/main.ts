@@ -134,7 +134,7 @@ async function runProxy(argv: string[]): Promise<void> {
   }
   if (demo) {
     process.stderr.write(
-      demoCheatSheet(demo, urlOf(app.proxy.address()), urlOf(app.admin.address())),
+      demoCheatSheet(demo, urlOf((app.workers ?? app.proxy).address()), urlOf(app.admin.address())),
     );
   } else if (app.store.status().kind === 'memory' && app.store.current() === null) {
     // Nothing can ever appear in this store except through the admin API: say why every request
