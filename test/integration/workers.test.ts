@@ -14,7 +14,7 @@ import { startHaproxy } from '../helpers/haproxy.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { readMetric } from '../helpers/metrics.js';
 import { spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
-import { COLOUR_VERSIONS, startColours } from '../helpers/reference.js';
+import { COLOUR_VERSIONS, startColours, startReference } from '../helpers/reference.js';
 
 const closers = closeAfterEach();
 
@@ -226,6 +226,60 @@ describe('--workers 2', () => {
     expect((await openWs(`${wsUrl}/live`)).pool).toBe('canary');
     const finished = proc.logs.filter((l) => l.msg === 'drain finished' && l.worker !== undefined);
     expect(new Set(finished.map((l) => l.worker))).toEqual(new Set([1, 2]));
+  });
+
+  test("a rollout judges the workers' counts: a canary answering 20 % 500s is aborted", async () => {
+    const blue = await startReference({ pool: 'blue', version: COLOUR_VERSIONS.blue });
+    closers.push(blue.close);
+    const canary = await startReference({
+      pool: 'canary',
+      version: COLOUR_VERSIONS.canary,
+      errorRate: 0.2,
+    });
+    closers.push(canary.close);
+    const proc = await spawnProxy([
+      '--workers',
+      '2',
+      '--pool',
+      `blue=${COLOUR_VERSIONS.blue}@${blue.url}`,
+      '--pool',
+      `canary=${COLOUR_VERSIONS.canary}@${canary.url}`,
+      '--health-check-interval',
+      '0',
+      '--ejection-threshold',
+      '0',
+      '--shutdown-delay',
+      '0',
+    ]);
+    closers.push(() => proc.kill());
+    const load = startLoad({ origin: proc.proxyUrl, clients: 4, pauseMs: 20 });
+    closers.push(() => load.stop());
+    const res = await fetch(`${proc.adminUrl}/v1/rollouts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        pool: 'canary',
+        steps: [{ weight: 20 }, { pause: '1m' }, { weight: 100 }],
+      }),
+    });
+    expect(res.status).toBe(201);
+    const rollout = await eventually(
+      async () => {
+        const r = (await (await fetch(`${proc.adminUrl}/v1/rollouts/current`)).json()) as {
+          phase: string;
+          decisions: Array<{ action: string; reason: string }>;
+        };
+        expect(r.phase).toBe('aborted');
+        return r;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    const abort = rollout.decisions.find((d) => d.action === 'abort');
+    expect(abort?.reason).toMatch(/^canary 5xx [1-9][\d,]*\/[\d,]+ /);
+    // Both workers served: the judged counts are the sum of their reports.
+    const [w1, w2] = await perWorker(proc.adminUrl);
+    expect(w1).toBeGreaterThan(0);
+    expect(w2).toBeGreaterThan(0);
   });
 
   test('SIGKILL of a worker under load: only requests on it fail, the group keeps serving, the worker comes back', async () => {
