@@ -114,9 +114,7 @@ export class GroupMetrics {
 
   async #gather(): Promise<Registry> {
     const own = await Promise.all(
-      this.#originals
-        .filter((m) => !WORKERS_ONLY.has(m.name))
-        .map(async (m) => (await m.get())),
+      this.#originals.filter((m) => !WORKERS_ONLY.has(m.name)).map(async (m) => await m.get()),
     );
     const workers = await Promise.all(this.#workers().map((w) => this.#ask(w)));
     const fromWorkers = workers.map((list) =>
