@@ -13,6 +13,7 @@ import { eventually } from '../helpers/eventually.js';
 import { startHaproxy } from '../helpers/haproxy.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { readMetric } from '../helpers/metrics.js';
+import { startRedisServer } from '../helpers/redis-server.js';
 import { spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { COLOUR_VERSIONS, startColours, startReference } from '../helpers/reference.js';
 
@@ -280,6 +281,64 @@ describe('--workers 2', () => {
     const [w1, w2] = await perWorker(proc.adminUrl);
     expect(w1).toBeGreaterThan(0);
     expect(w2).toBeGreaterThan(0);
+  });
+
+  test('with Redis: the group is one replica; a Redis command and ?wait=all reach both workers', async () => {
+    const redis = await startRedisServer();
+    closers.push(() => redis.close());
+    const colours = await startColours(closers);
+    const pools = [
+      '--pool',
+      `blue=${COLOUR_VERSIONS.blue}@${colours.blue.url}`,
+      '--pool',
+      `canary=${COLOUR_VERSIONS.canary}@${colours.canary.url}`,
+    ];
+    const common = ['--redis', redis.url, '--health-check-interval', '0', '--shutdown-delay', '0'];
+    const group = await spawnProxy(['--workers', '2', ...pools, ...common]);
+    closers.push(() => group.kill());
+    const single = await spawnProxy([...pools, ...common]);
+    closers.push(() => single.kill());
+    await eventually(
+      async () => {
+        const body = (await (await fetch(`${group.adminUrl}/v1/replicas`)).json()) as {
+          replicas: Array<{ live: boolean; revision: number }>;
+        };
+        expect(body.replicas).toHaveLength(2);
+        for (const r of body.replicas) expect(r).toMatchObject({ live: true, revision: 1 });
+      },
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    // A change through the single replica, waited for on every replica: the group answers for
+    // its workers' lowest revision.
+    const res = await fetch(`${single.adminUrl}/v1/switch?wait=all&timeout=10s`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'canary' }),
+    });
+    expect(res.status).toBe(200);
+    const load = startLoad({ origin: group.proxyUrl, clients: 6, maxRequestsPerClient: 5 });
+    expect((await load.finished).byPool).toEqual({ canary: 30 });
+    // A command written straight into Redis is applied by the group, by both workers.
+    await redis.cli([
+      'XADD',
+      'switchyard:{default}:commands',
+      '*',
+      'cmd',
+      '{"op":"switch","to":"blue"}',
+    ]);
+    await eventually(
+      async () => {
+        const state = (await (await fetch(`${group.adminUrl}/v1/state`)).json()) as {
+          appliedRevision: number;
+        };
+        expect(state.appliedRevision).toBe(3);
+      },
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+    const after = startLoad({ origin: group.proxyUrl, clients: 6, maxRequestsPerClient: 5 });
+    expect((await after.finished).byPool).toEqual({ blue: 30 });
+    const applied = group.logs.filter((l) => l.msg === 'table applied' && l.revision === 3);
+    expect(applied.map((l) => l.worker ?? 'primary').sort()).toEqual([1, 2, 'primary']);
   });
 
   test('SIGKILL of a worker under load: only requests on it fail, the group keeps serving, the worker comes back', async () => {
