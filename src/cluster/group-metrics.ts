@@ -30,6 +30,8 @@ const PRIMARY_ONLY = new Set([
   'switchyard_workers_serving',
   'switchyard_worker_restarts_total',
   'switchyard_worker_requests_total',
+  // prom-client's aggregator omits it; the primary's start is the group's.
+  'process_start_time_seconds',
 ]);
 /** Series the workers alone report, with the aggregator that merges them. */
 const WORKERS_ONLY: ReadonlyMap<string, string> = new Map([['switchyard_routing_revision', 'min']]);
