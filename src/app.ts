@@ -13,11 +13,10 @@ import { TableFeed } from './control/table-feed.js';
 import { isSwitchyardError } from './errors.js';
 import { ProxyServer } from './data/proxy-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createMetrics, createWorkerMetrics, type Metrics } from './observability/metrics.js';
 import { RolloutDriver } from './rollout/rollout-driver.js';
 import { autoWorkers } from './cluster/cpus.js';
 import { WorkerGroup } from './cluster/worker-group.js';
-import { createWorkerMetrics } from './observability/metrics.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
