@@ -46,5 +46,8 @@ LABEL org.opencontainers.image.title="switchyard" \
 # Reported by /healthz and /v1/state so every replica says which build it runs.
 ENV SWITCHYARD_BUILD_SHA=${GIT_SHA}
 
+# One proxy process uses one core. To use more in one container, give it a CPU limit and
+# SWITCHYARD_WORKERS=auto: the worker count follows the cgroup quota (`--cpus 2` on a 32-core
+# host: 2 workers), never the host's cores. docs/workers.md says when to prefer more replicas.
 # Exec form: node is PID 1's exec target and gets SIGTERM itself (graceful shutdown, SPEC §4).
 CMD ["node", "dist/src/main.js", "proxy"]

@@ -5,6 +5,7 @@ import { formatChecks, type Check, type Scenario } from './lib/scenario.js';
 import { runCutover } from './scenarios/cutover.js';
 import { runPropagation } from './scenarios/propagation.js';
 import { runRampAccuracy } from './scenarios/ramp-accuracy.js';
+import { runScaling } from './scenarios/scaling.js';
 import { runThroughput } from './scenarios/throughput.js';
 
 // SPEC §8 scenarios, in the order `npm run bench` runs them.
@@ -15,14 +16,18 @@ const SCENARIOS: Record<string, Scenario> = {
   'ramp-accuracy': runRampAccuracy,
 };
 
+// Not part of the default run (SPEC §8 keeps the suite under 5 minutes): `npm run bench -- scaling`.
+const EXTRA_SCENARIOS: Record<string, Scenario> = { scaling: runScaling };
+
 const USAGE = `usage: npm run bench [-- SCENARIO...]
 
   scenarios: ${Object.keys(SCENARIOS).join(', ')} (default: all)
+             scaling (--workers 1, 2, auto beside nginx; not part of the default run)
              forwarding-core (compares candidate forwarding cores; not part of the default run)
   env:       BENCH_QUICK=1 (short smoke run of the suite: figures meaningless, targets not judged,
              written to bench/results/quick.json, never latest.json), BENCH_NO_PIN=1 (no taskset),
              BENCH_CPU_PROF=1 (throughput: V8 CPU profile of the proxy in bench/results/*.cpuprofile),
-             FC_ROUNDS, FC_WARMUP_S, FC_MEASURE_S, FC_BODY_BYTES (forwarding-core)
+             SCALING_WORKERS=1,2,4,auto (scaling), FC_ROUNDS, FC_WARMUP_S, FC_MEASURE_S, FC_BODY_BYTES (forwarding-core)
 `;
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -36,7 +41,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const names = argv.length === 0 ? Object.keys(SCENARIOS) : [...argv];
-  const unknown = names.filter((n) => !(n in SCENARIOS));
+  const unknown = names.filter((n) => !(n in SCENARIOS) && !(n in EXTRA_SCENARIOS));
   if (unknown.length > 0) {
     process.stderr.write(`unknown scenario: ${unknown.join(', ')}\n${USAGE}`);
     return 2;
@@ -59,7 +64,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const allChecks: (Check & { scenario: string })[] = [];
   const warnings: string[] = busy === undefined ? [] : [busy];
   for (const name of names) {
-    const scenario = SCENARIOS[name] as Scenario;
+    const scenario = (SCENARIOS[name] ?? EXTRA_SCENARIOS[name]) as Scenario;
     const t0 = performance.now();
     console.log(`\n== ${name}`);
     try {
@@ -99,7 +104,14 @@ async function main(argv: readonly string[]): Promise<number> {
   );
   // bench/results/latest.json is tracked and quoted in bench/README.md: a smoke run must not
   // overwrite it (and leave a dirty tree that `npm run image` refuses to build from).
-  const path = await writeResults(quick ? QUICK_RESULTS_FILE : LATEST_RESULTS_FILE, {
+  // A run of extra scenarios alone (scaling) keeps its own file: latest.json is the suite's.
+  const extraOnly = names.every((n) => n in EXTRA_SCENARIOS);
+  const file = quick
+    ? QUICK_RESULTS_FILE
+    : extraOnly
+      ? `${names.join('-')}.json`
+      : LATEST_RESULTS_FILE;
+  const path = await writeResults(file, {
     command: `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`,
     quick,
     environment,

@@ -14,8 +14,10 @@ import { TableFeed } from './control/table-feed.js';
 import { isSwitchyardError } from './errors.js';
 import { ProxyServer } from './data/proxy-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
-import { createMetrics, type Metrics } from './observability/metrics.js';
+import { createMetrics, createWorkerMetrics, type Metrics } from './observability/metrics.js';
 import { RolloutDriver } from './rollout/rollout-driver.js';
+import { autoWorkers } from './cluster/cpus.js';
+import { WorkerGroup } from './cluster/worker-group.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -31,6 +33,8 @@ export interface AppOverrides {
   readonly defaultMetrics?: boolean | undefined;
   /** Admin event-stream tunables (tests lower the slow-client buffer cap). */
   readonly adminEvents?: EventHubOptions | undefined;
+  /** Proxy worker processes (default: config.workers, `auto` resolved); > 1 forks them. */
+  readonly workers?: number | undefined;
 }
 
 type AppState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -46,6 +50,8 @@ export interface App {
   readonly admin: AdminServer;
   /** The rollout engine (SPEC §9; in-process, memory store only for now). */
   readonly rollouts: RolloutDriver;
+  /** The worker processes that serve the traffic with --workers > 1 (SPEC §13), else null. */
+  readonly workers: WorkerGroup | null;
   readonly replicaId: string;
   /** Starts the store, loads or seeds the table, then listens. Throws if called twice. */
   start(): Promise<void>;
@@ -75,15 +81,15 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           url: config.redis,
           namespace: config.namespace,
           replicaId,
-          appliedRevision: () => feed.appliedRevision(),
-          drainReport: () => proxy.drainReport(),
+          appliedRevision: () => workers?.appliedRevision() ?? feed.appliedRevision(),
+          drainReport: () => plane.drainReport(),
           logger, // the store makes its own `component` child
           metrics,
           stateFile: config.stateFile,
         })
       : new MemoryControlStore({
-          appliedRevision: () => feed.appliedRevision(),
-          drainReport: () => proxy.drainReport(),
+          appliedRevision: () => workers?.appliedRevision() ?? feed.appliedRevision(),
+          drainReport: () => plane.drainReport(),
           replicaId,
           metrics,
         }));
@@ -92,12 +98,30 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     logger, // the proxy makes its own `component` child
     metrics,
   });
+  // --workers (SPEC §13): N worker processes serve the traffic and `proxy` stays here unstarted,
+  // checking endpoint health for the admin API. `plane` is whichever serves.
+  const workerCount =
+    overrides.workers ?? (config.workers === 'auto' ? autoWorkers().workers : config.workers);
+  const workers =
+    workerCount > 1
+      ? new WorkerGroup(config, workerCount, {
+          logger,
+          metrics,
+          workerMetrics: createWorkerMetrics(metrics.registry),
+          local: proxy,
+        })
+      : null;
+  const plane = workers ?? proxy;
   let state: AppState = 'idle';
   let shuttingDown = false;
-  const isReady = (): boolean => state === 'running' && !shuttingDown && feed.current() !== null;
+  const isReady = (): boolean =>
+    state === 'running' &&
+    !shuttingDown &&
+    feed.current() !== null &&
+    (workers === null || workers.serving() > 0);
   const rollouts = new RolloutDriver({
     store,
-    counts: () => proxy.poolCounts(),
+    counts: () => plane.poolCounts(),
     replicaId,
     logger,
     metrics,
@@ -108,10 +132,11 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       logger: logger.child({ component: 'admin' }),
       metrics,
       store,
-      proxy,
+      proxy: plane,
       isReady,
       rollouts,
       replicaId,
+      awaitApplied: workers === null ? undefined : (revision) => workers.waitApplied(revision),
     },
   );
 
@@ -122,7 +147,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
 
   // The proxy logs the one 'table applied' line per change.
   feed.on('tableApplied', (table) => {
-    proxy.applyTable(table);
+    plane.applyTable(table);
   });
   store.on('table', (table) => {
     feed.offer(table);
@@ -165,7 +190,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       // Reverse of start, except the admin API closes last: /readyz keeps answering 503 (and
       // /metrics keeps answering) while the proxy drains.
       await step(() => rollouts.close());
-      await step(() => proxy.close());
+      await step(() => plane.close());
       if (ownsStore) await step(() => store.close());
       await step(() => admin.close());
       setState('closed');
@@ -184,6 +209,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     proxy,
     admin,
     rollouts,
+    workers,
     replicaId,
     isReady,
     async start() {
@@ -194,16 +220,17 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         await seedFromConfig();
         const table = store.current();
         if (table !== null) feed.offer(table);
-        await proxy.start();
+        await plane.start();
         await admin.start();
         // An endpoint on the admin port would serve the admin API on the public one (issue 10).
-        proxy.addOwnListener(admin.address());
+        plane.addOwnListener(admin.address());
         rollouts.start();
         setState('running');
         logger.info(
           {
             replicaId,
-            listen: proxy.address(),
+            listen: plane.address(),
+            workers: workerCount,
             admin: admin.address(),
             store: store.status().kind,
             revision: feed.appliedRevision(),
@@ -221,7 +248,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         // Clients on keep-alive connections are told to leave at once (Connection: close on
         // their next response); the listener stays open for shutdownDelay so load balancers
         // see /readyz fail before connections are refused.
-        proxy.beginShutdown();
+        plane.beginShutdown();
         logger.info({ shutdownDelayMs: config.shutdownDelay }, 'shutdown started');
         let timer: NodeJS.Timeout | undefined;
         const deadline = new Promise<'timeout'>((resolve) => {
@@ -237,7 +264,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         clearTimeout(timer);
         if (outcome === 'timeout') {
           logger.warn({ shutdownTimeoutMs: config.shutdownTimeout }, 'shutdown timeout reached');
-          proxy.destroy();
+          plane.destroy();
         }
       })();
       return shutting;

@@ -3,7 +3,9 @@
  * Process edge: argv, configuration, signals and exit codes. The only module that calls
  * process.exit or listens to process signals.
  */
+import cluster from 'node:cluster';
 import { createApp, type App } from './app.js';
+import { runProxyWorker } from './cluster/proxy-worker.js';
 import { CLI_USAGE, runCli } from './cli/cli.js';
 import { ConfigError, loadConfig, settingsHelp } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -132,7 +134,7 @@ async function runProxy(argv: string[]): Promise<void> {
   }
   if (demo) {
     process.stderr.write(
-      demoCheatSheet(demo, urlOf(app.proxy.address()), urlOf(app.admin.address())),
+      demoCheatSheet(demo, urlOf((app.workers ?? app.proxy).address()), urlOf(app.admin.address())),
     );
   } else if (app.store.status().kind === 'memory' && app.store.current() === null) {
     // Nothing can ever appear in this store except through the admin API: say why every request
@@ -146,7 +148,21 @@ async function runProxy(argv: string[]): Promise<void> {
   }
 }
 
+/**
+ * A proxy worker of `--workers N` (SPEC §13): its primary sends the configuration and tables,
+ * and says when to close. SIGTERM and SIGINT are the primary's to act on (a terminal's Ctrl-C,
+ * or systemd's KillMode=control-group, signals the workers too): heard, not obeyed.
+ */
+async function runWorker(worker: NonNullable<typeof cluster.worker>): Promise<void> {
+  const ignore = (): void => undefined;
+  process.on('SIGTERM', ignore);
+  process.on('SIGINT', ignore);
+  const end = await runProxyWorker(worker);
+  process.exit(end === 'destroyed' ? 1 : 0);
+}
+
 async function main(argv: string[]): Promise<void> {
+  if (cluster.isWorker && cluster.worker !== undefined) return runWorker(cluster.worker);
   const [command, ...rest] = argv;
   if (command === 'proxy') return runProxy(rest);
   if (command === 'reference-server') {

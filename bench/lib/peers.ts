@@ -53,10 +53,18 @@ export async function startHttpProxyBaseline(
   };
 }
 
-/** nginx: one worker, upstream keep-alive, access log off, X-Forwarded-For set like ours. */
-export function nginxConfig(dir: string, port: number, upstreamUrl: string): string {
+/**
+ * nginx: `workers` worker processes (default 1; `auto` = its own count of cores), upstream
+ * keep-alive, access log off, X-Forwarded-For set like ours.
+ */
+export function nginxConfig(
+  dir: string,
+  port: number,
+  upstreamUrl: string,
+  workers: number | 'auto' = 1,
+): string {
   const asRoot = process.getuid?.() === 0 ? 'user root;\n' : '';
-  return `${asRoot}worker_processes 1;
+  return `${asRoot}worker_processes ${workers};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -150,13 +158,14 @@ async function startConfigured(
 export async function startNginx(
   upstreamUrl: string,
   cpu: number | undefined,
+  workers: number | 'auto' = 1,
 ): Promise<BenchPeer | undefined> {
   const nginx = findOnPath('nginx');
   if (nginx === undefined) return undefined;
   return startConfigured(
     'nginx',
     async (dir, port) => {
-      await writeFile(path.join(dir, 'nginx.conf'), nginxConfig(dir, port, upstreamUrl));
+      await writeFile(path.join(dir, 'nginx.conf'), nginxConfig(dir, port, upstreamUrl, workers));
       return {
         command: nginx,
         args: ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', path.join(dir, 'nginx.conf')],

@@ -20,4 +20,9 @@ export interface AdminDeps {
   rollouts?: RolloutDriver | undefined;
   /** This replica's id, as in /v1/replicas (GET /v1/state names it as `replica`). */
   replicaId?: string | undefined;
+  /**
+   * Resolves once this replica's data plane routes by `revision` (its worker processes, SPEC
+   * §13); a change answers only then. Absent: applying is synchronous.
+   */
+  awaitApplied?: ((revision: number) => Promise<void>) | undefined;
 }

@@ -64,6 +64,7 @@ const KEYS: Record<string, Kind> = {
   mirrorTimeout: 'duration',
   accessLog: 'string',
   accessLogSample: 'number',
+  workers: 'string',
 };
 
 const kebab = (k: string): string => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -347,6 +348,7 @@ const HELP_VALUE: Readonly<Record<string, string>> = {
   buildSha: 'SHA',
   accessLog: 'stdout|FILE',
   accessLogSample: '0..1',
+  workers: 'N|auto',
 };
 const KIND_VALUE: Readonly<Record<Kind, string>> = {
   string: 'VALUE',
@@ -411,6 +413,7 @@ const HELP_MEANING: Readonly<Record<string, string>> = {
   mirrorTimeout: 'a mirrored request still running after this is aborted',
   accessLog: 'one JSON line per request to stdout or a file path (default: off)',
   accessLogSample: 'share of requests written to the access log, 0..1',
+  workers: 'proxy worker processes sharing the port; auto = CPUs available (cgroup-aware)',
   adminToken: `admin API bearer token, needed for a non-loopback --admin-listen; ${TOKEN_RULE}`,
   overrideToken: `enables the x-switchyard-pool override header for requests carrying it; ${TOKEN_RULE}`,
 };

@@ -103,6 +103,21 @@ const allowedHostName = z.string().transform((raw, ctx) => {
   return name;
 });
 
+/** Most worker processes `workers` accepts: far above any host's cores, below a fork bomb. */
+export const MAX_WORKERS = 256;
+
+/** `workers`: a whole number 1..MAX_WORKERS or `auto` (resolved at start, see cluster/cpus.ts). */
+const workersSetting = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  if (value === 'auto') return 'auto' as const;
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (Number.isInteger(n) && n >= 1 && n <= MAX_WORKERS) return n;
+  ctx.addIssue({
+    code: 'custom',
+    message: `${JSON.stringify(value)} is not a worker count (1 to ${MAX_WORKERS}, or auto)`,
+  });
+  return z.NEVER;
+});
+
 /** The configuration schema with defaults. */
 /**
  * Both secrets: 16+ characters an HTTP header carries unchanged (RFC 6750 b64token). A token with
@@ -205,6 +220,11 @@ export const configSchema = z
       .min(0, 'must be a number 0..1')
       .max(1, 'must be a number 0..1')
       .default(1),
+    /**
+     * Proxy worker processes (SPEC §13): 1 serves in this process; N > 1 forks N workers that
+     * share the proxy port; `auto` is the CPUs this process may use (cgroup-aware).
+     */
+    workers: workersSetting.default(1),
     /** Secret: from the environment only (SWITCHYARD_ADMIN_TOKEN). An RFC 6750 bearer token. */
     adminToken: secretToken.optional(),
     /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN); sent as x-switchyard-token. */

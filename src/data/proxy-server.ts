@@ -75,6 +75,8 @@ export type ProxyServerOptions = Pick<
 export interface ProxyServerDeps {
   logger: Logger;
   metrics: Metrics;
+  /** The `Via` token (default: random): the workers of one group share one (SPEC §13). */
+  viaToken?: string | undefined;
 }
 
 type State = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -147,7 +149,7 @@ export class ProxyServer {
       connectTimeout: options.connectTimeout,
     };
     // Random, so the Via header names no host; 48 bits keep replicas apart.
-    const viaToken = `switchyard-${randomBytes(6).toString('hex')}`;
+    const viaToken = deps.viaToken ?? `switchyard-${randomBytes(6).toString('hex')}`;
     this.#ctx = {
       stickySource: options.stickyKey.source,
       stickyName: options.stickyKey.name,
@@ -378,6 +380,11 @@ export class ProxyServer {
   /** Requests routed per pool over the last `windowMs` (at most 300 s). */
   trafficSnapshot(windowMs: number): Record<string, number> {
     return this.#traffic.snapshot(windowMs);
+  }
+
+  /** Requests routed per pool since start (a worker's report to its primary, SPEC §13). */
+  trafficTotals(): Record<string, number> {
+    return this.#traffic.totals();
   }
 
   /**

@@ -10,17 +10,26 @@ const RING_SECONDS = 300;
 export class PoolTrafficCounter {
   readonly #counts = new Uint32Array(RING_SECONDS);
   readonly #stamps = new Float64Array(RING_SECONDS).fill(-1);
+  /** Requests counted since start (worker reports to the primary, SPEC §13). */
+  total = 0;
 
   /** Counts one request at `nowMs`. */
   record(nowMs: number): void {
     // hot path
+    this.add(nowMs, 1);
+  }
+
+  /** Counts `n` requests at `nowMs` (a worker's report, in the primary). */
+  add(nowMs: number, n: number): void {
+    // hot path (through record)
+    this.total += n;
     const second = Math.floor(nowMs / 1000);
     const i = second % RING_SECONDS;
     if (this.#stamps[i] !== second) {
       this.#stamps[i] = second;
-      this.#counts[i] = 1;
+      this.#counts[i] = n;
     } else {
-      this.#counts[i] = (this.#counts[i] as number) + 1;
+      this.#counts[i] = (this.#counts[i] as number) + n;
     }
   }
 
@@ -49,6 +58,13 @@ export class TrafficWindow {
       this.#pools.set(pool, c);
     }
     return c;
+  }
+
+  /** Requests per pool since start. */
+  totals(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [pool, c] of this.#pools) out[pool] = c.total;
+    return out;
   }
 
   /** Requests per pool over the last `windowMs` (at most 300 s). */

@@ -515,3 +515,39 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   };
   return metrics;
 }
+
+/** Metrics of a worker group (SPEC §13), kept by the primary. */
+export interface WorkerMetrics {
+  /** Workers listening now. */
+  readonly serving: Gauge;
+  /** Workers that died and were forked again. */
+  readonly restarts: Counter;
+  /**
+   * Requests routed by each worker (`worker`: its slot, 1..N, kept across restarts): how evenly
+   * the connections are spread.
+   */
+  readonly requests: Counter<'worker'>;
+}
+
+/** Registers the worker-group metrics on `registry` (only a primary with workers does). */
+export function createWorkerMetrics(registry: Registry): WorkerMetrics {
+  const registers = [registry];
+  return {
+    serving: new Gauge({
+      name: 'switchyard_workers_serving',
+      help: 'Proxy worker processes listening now.',
+      registers,
+    }),
+    restarts: new Counter({
+      name: 'switchyard_worker_restarts_total',
+      help: 'Proxy worker processes that died and were forked again.',
+      registers,
+    }),
+    requests: new Counter({
+      name: 'switchyard_worker_requests_total',
+      help: 'Requests routed by each proxy worker (slot 1..N, kept across restarts).',
+      labelNames: ['worker'],
+      registers,
+    }),
+  };
+}

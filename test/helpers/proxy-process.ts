@@ -37,6 +37,12 @@ export interface ProxyProcessOptions {
    * (e.g. NODE_EXTRA_CA_CERTS, which Node reads once at process start, or LOG_LEVEL).
    */
   env?: Readonly<Record<string, string>>;
+  /**
+   * A command the proxy is started through, which must exec its arguments (the node command
+   * line), e.g. `['sh', '-c', 'echo $$ > CGROUP/cgroup.procs && exec "$0" "$@"']` to start it
+   * inside a cgroup.
+   */
+  prefix?: readonly string[];
 }
 
 /** How a proxy process ended, and everything it wrote. */
@@ -57,9 +63,12 @@ function spawnMain(
   options: ProxyProcessOptions,
 ): ChildProcessByStdio<null, Readable, Readable> {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+  const [command, ...prefixArgs] = options.prefix ?? [];
   return spawn(
-    process.execPath,
+    command ?? process.execPath,
     [
+      ...prefixArgs,
+      ...(command === undefined ? [] : [process.execPath]),
       ...nodeArgs,
       MAIN,
       'proxy',

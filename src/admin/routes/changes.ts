@@ -357,6 +357,7 @@ async function applyChange(
   } else {
     log.info({ revision: table.revision, actor, op: command.op }, 'table unchanged');
   }
+  if (changed && deps.awaitApplied !== undefined) await deps.awaitApplied(table.revision);
   if (wait !== null) await waitForReplicas(deps.store, table.revision, wait.timeoutMs, ctx.signal);
   return { status: 200, json: { ...table, changed } };
 }
