@@ -41,7 +41,7 @@ export interface App {
   readonly feed: TableFeed;
   readonly proxy: ProxyServer;
   readonly admin: AdminServer;
-  /** The rollout engine (SPEC §9; in-process, memory store only for now). */
+  /** The rollout engine (SPEC §9); with Redis it shares its state and is driven under a lease. */
   readonly rollouts: RolloutDriver;
   readonly replicaId: string;
   /** Starts the store, loads or seeds the table, then listens. Throws if called twice. */
@@ -77,6 +77,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           logger, // the store makes its own `component` child
           metrics,
           stateFile: config.stateFile,
+          // SPEC §9: `rollout-*` entries of the commands stream run on the rollout engine.
+          rolloutCommand: (input) => rollouts.command(input),
         })
       : new MemoryControlStore({
           appliedRevision: () => feed.appliedRevision(),
@@ -98,6 +100,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     replicaId,
     logger,
     metrics,
+    leaseMs: config.rolloutLease,
   });
   const admin = new AdminServer(config, {
     logger: logger.child({ component: 'admin' }),

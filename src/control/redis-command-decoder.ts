@@ -54,7 +54,18 @@ export interface CommandEntryDeps {
   /** Revision of the table this replica holds (the `previousRevision` of a rejection). */
   readonly revision: () => number;
   readonly logger: Logger;
+  /** Runs a `rollout-*` command (SPEC §9); rejects with a SwitchyardError to refuse it. */
+  readonly rolloutCommand?: ((input: Record<string, unknown>) => Promise<void>) | undefined;
 }
+
+/** Ops of the commands stream handled by the rollout engine rather than applyCommand. */
+export const ROLLOUT_OPS: readonly string[] = [
+  'rollout-start',
+  'rollout-promote',
+  'rollout-pause',
+  'rollout-resume',
+  'rollout-abort',
+];
 
 /**
  * Decodes, applies or records one commands entry. Rejects only when Redis failed, so the
@@ -80,6 +91,17 @@ export async function handleCommandEntry(
     );
     return;
   }
+  const input = decoded.input;
+  if (
+    deps.rolloutCommand !== undefined &&
+    typeof input === 'object' &&
+    input !== null &&
+    !Array.isArray(input) &&
+    ROLLOUT_OPS.includes(String((input as Record<string, unknown>).op))
+  ) {
+    await handleRolloutEntry(id, input as Record<string, unknown>, deps, deps.rolloutCommand);
+    return;
+  }
   try {
     const result = await deps.writer.change(decoded.input, meta, id);
     if (result?.changed === true) {
@@ -99,6 +121,37 @@ export async function handleCommandEntry(
       return;
     }
     throw err;
+  }
+}
+
+/**
+ * A `rollout-*` entry: claimed first (the cursor moves past it, so exactly one replica runs it;
+ * a replica dying in between loses it rather than running it twice), then run; a refusal is
+ * recorded in history like any rejected command.
+ */
+async function handleRolloutEntry(
+  id: string,
+  input: Record<string, unknown>,
+  deps: CommandEntryDeps,
+  run: (input: Record<string, unknown>) => Promise<void>,
+): Promise<void> {
+  const meta: CommandMeta = { actor: 'redis', source: 'redis' };
+  if (!(await deps.writer.claim(id))) return;
+  try {
+    await run(input);
+    deps.logger.info({ command: { id, op: input.op } }, 'redis rollout command applied');
+  } catch (err) {
+    const problem = isSwitchyardError(err)
+      ? err
+      : fail('VALIDATION_FAILED', 'command: could not be applied', { cause: err });
+    await deps.writer.recordRejection(
+      rejectedEntry(input, meta, deps.revision(), new Date().toISOString(), problem),
+      undefined,
+    );
+    deps.logger.warn(
+      { command: { id, op: input.op }, reason: { code: problem.code, message: problem.message } },
+      'redis command rejected',
+    );
   }
 }
 

@@ -84,6 +84,8 @@ export function changeRoutes(
     ctx: RouteContext,
     command: Record<string, unknown>,
   ): Promise<void> => {
+    // With Redis another replica may have started one: read the store, not just the last read.
+    await deps.rollouts?.refresh();
     const r = deps.rollouts?.current();
     if (r === null || r === undefined || deps.rollouts?.ownsWeights() !== true) return;
     throw await refuse(
@@ -240,6 +242,7 @@ export function changeRoutes(
       handle: async (ctx) => {
         const command = { ...(await readObject(ctx)), op: 'rollback' };
         const rollouts = deps.rollouts;
+        await rollouts?.refresh();
         if (rollouts?.ownsWeights() === true) {
           // SPEC §9: a rollback during a rollout aborts it (the target back to 0 in one revision).
           const wait = parseWaitQuery(ctx.query);
