@@ -144,6 +144,7 @@ export class RedisWriter {
               time,
               before: snapshot.table,
               undoes: applied.undoes,
+              note: meta.note,
             },
           ),
         ),
