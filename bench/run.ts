@@ -5,6 +5,7 @@ import { formatChecks, type Check, type Scenario } from './lib/scenario.js';
 import { runCutover } from './scenarios/cutover.js';
 import { runPropagation } from './scenarios/propagation.js';
 import { runRampAccuracy } from './scenarios/ramp-accuracy.js';
+import { runRollout } from './scenarios/rollout.js';
 import { runThroughput } from './scenarios/throughput.js';
 
 // SPEC §8 scenarios, in the order `npm run bench` runs them.
@@ -13,6 +14,7 @@ const SCENARIOS: Record<string, Scenario> = {
   cutover: runCutover,
   propagation: runPropagation,
   'ramp-accuracy': runRampAccuracy,
+  rollout: runRollout,
 };
 
 const USAGE = `usage: npm run bench [-- SCENARIO...]
