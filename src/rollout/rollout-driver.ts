@@ -37,6 +37,7 @@ import {
   decodePoolCounts,
   encodeCounts,
   encodePoolCounts,
+  MAX_PAST,
   sumCounts,
   type EngineState,
   type RolloutBook,
@@ -139,7 +140,7 @@ export class RolloutDriver {
       });
     }, this.#deps.tickMs ?? 1000);
     this.#timer.unref();
-    void this.refresh();
+    void this.refresh({ past: true });
   }
 
   /** Stops the timer and waits for the operation in progress. Idempotent. */
@@ -160,20 +161,27 @@ export class RolloutDriver {
     return this.#cache;
   }
 
-  /** Up to `limit` rollouts, newest first (as last read from the store). */
+  /**
+   * Up to `limit` rollouts, newest first, as last read from the store (the past ones are read by
+   * refresh({ past: true }) and kept as this replica last saw them).
+   */
   list(limit: number): RolloutRecord[] {
     return (this.#cache === null ? this.#past : [this.#cache, ...this.#past]).slice(0, limit);
   }
 
   /**
-   * Reads the current and past rollouts from the store (with Redis another replica may have
-   * changed them). Never rejects: when the store is unreachable the last read stays, marked so.
+   * Reads the current rollout (and with `past`, the ones before it) from the store: with Redis
+   * another replica may have changed them. Never rejects: when the store is unreachable the last
+   * read stays, marked so.
    */
-  async refresh(): Promise<void> {
+  async refresh(options: { past?: boolean } = {}): Promise<void> {
     try {
-      const [{ current }, past] = await Promise.all([this.#book.read(), this.#book.past(19)]);
+      const [{ current }, past] = await Promise.all([
+        this.#book.read(),
+        options.past === true ? this.#book.past(MAX_PAST) : Promise.resolve(null),
+      ]);
       this.#cache = current?.record ?? null;
-      this.#past = past;
+      if (past !== null) this.#past = past;
       if (this.#cache !== null && !this.#driving) this.#setStepMetrics(this.#cache);
     } catch (err) {
       this.#noteUnreachable(err);
@@ -468,7 +476,7 @@ export class RolloutDriver {
     const stored: StoredRollout = { record: r, engine: this.#engineState() };
     if (!(await this.#book.write(stored, token, archive))) return false;
     this.#cache = r;
-    if (archive !== null) this.#past = [archive, ...this.#past].slice(0, 19);
+    if (archive !== null) this.#past = [archive, ...this.#past].slice(0, MAX_PAST);
     this.#setStepMetrics(r);
     return true;
   }

@@ -176,7 +176,7 @@ export function rolloutRoutes(deps: AdminDeps): Route[] {
       response: z.object({ rollouts: z.array(rolloutSchema) }),
       handle: async ({ query }) => {
         const limit = parseLimit(query.get('limit'));
-        await deps.rollouts?.refresh();
+        await deps.rollouts?.refresh({ past: true });
         return { status: 200, json: { rollouts: deps.rollouts?.list(limit) ?? [] } };
       },
     },
