@@ -174,11 +174,27 @@ export class RolloutDriver {
    * another replica may have changed them. Never rejects: when the store is unreachable the last
    * read stays, marked so.
    */
-  async refresh(options: { past?: boolean } = {}): Promise<void> {
+  async refresh(options: { past?: boolean; maxWaitMs?: number } = {}): Promise<void> {
+    if (!this.#deps.store.status().up) {
+      this.#noteUnreachable(undefined);
+      return;
+    }
+    const reading = this.#read(options.past === true);
+    if (options.maxWaitMs === undefined) return reading;
+    // The read goes on in the background and updates what current() answers when it lands.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, options.maxWaitMs);
+    });
+    await Promise.race([reading, timeout]);
+    clearTimeout(timer);
+  }
+
+  async #read(withPast: boolean): Promise<void> {
     try {
       const [{ current }, past] = await Promise.all([
         this.#book.read(),
-        options.past === true ? this.#book.past(MAX_PAST) : Promise.resolve(null),
+        withPast ? this.#book.past(MAX_PAST) : Promise.resolve(null),
       ]);
       this.#cache = current?.record ?? null;
       if (past !== null) this.#past = past;
