@@ -416,7 +416,7 @@ export class RolloutDriver {
         if (await this.#save(token, archive)) return result;
         if (attempt >= MAX_OP_ATTEMPTS) {
           throw fail(
-            'ROLLOUT_NOT_ACTIVE',
+            'REVISION_CONFLICT',
             `${what}: the rollout changed concurrently ${MAX_OP_ATTEMPTS} times; retry`,
           );
         }
@@ -450,6 +450,13 @@ export class RolloutDriver {
         }
       } else {
         this.#driving = true;
+      }
+      // Idle (no active rollout): read no counts but the lookback's, and write nothing.
+      const peek = (await this.#book.read()).current?.record ?? null;
+      if (peek === null || !ACTIVE.has(peek.phase)) {
+        this.#cache = peek;
+        if (this.#lookbackDue()) this.#remember(await this.#clusterCounts());
+        return;
       }
       const { token } = await this.#load();
       this.#remember(this.#counts);
