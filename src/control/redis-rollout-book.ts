@@ -13,6 +13,7 @@ import {
   MAX_PAST,
   type BookRead,
   type CountsSnapshot,
+  type LeaseState,
   type RolloutBook,
   type StoredRollout,
 } from '../rollout/rollout-book.js';
@@ -48,17 +49,28 @@ end
 return 1
 `);
 
-/** KEYS: lease. ARGV: owner, ttlMs. Takes or renews the lease; 1 while owner holds it. */
+/**
+ * KEYS: lease. ARGV: owner, ttlMs. Takes or renews the lease. Returns {1, ttlMs} while owner
+ * holds it, else {0, the holder's remaining ms}.
+ */
 const LEASE = script(`
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'string' then redis.call('DEL', KEYS[1]) end
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  return {1, tonumber(ARGV[2])}
 end
-if holder then return 0 end
+if holder then
+  local left = redis.call('PTTL', KEYS[1])
+  if left < 0 then
+    -- A lease without expiry (written by hand) would block every replica forever.
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    left = tonumber(ARGV[2])
+  end
+  return {0, left}
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+return {1, tonumber(ARGV[2])}
 `);
 
 /** KEYS: lease. ARGV: owner. Deletes the lease if owner holds it. */
@@ -145,10 +157,11 @@ export class RedisRolloutBook implements RolloutBook {
     return out;
   }
 
-  async lease(owner: string, ttlMs: number): Promise<boolean> {
+  async lease(owner: string, ttlMs: number): Promise<LeaseState> {
     const { keys, guard, client } = this.#o;
     const reply = await guard(() => run(client(), LEASE, [keys.rolloutLease], [owner, ttlMs]));
-    return Number(reply) === 1;
+    if (!Array.isArray(reply)) throw new Error('unexpected reply to rollout lease');
+    return { held: Number(reply[0]) === 1, expiresInMs: Math.max(0, Number(reply[1]) || 0) };
   }
 
   async release(owner: string): Promise<void> {

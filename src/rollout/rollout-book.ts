@@ -92,14 +92,23 @@ export interface RolloutBook {
   write(next: StoredRollout, token: string, archive: RolloutRecord | null): Promise<boolean>;
   /** Past rollouts (not the current one), newest first. */
   past(limit: number): Promise<RolloutRecord[]>;
-  /** Takes or renews the driver lease for `owner`; true while `owner` holds it. */
-  lease(owner: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Takes or renews the driver lease for `owner`: `held` while `owner` holds it; otherwise
+   * `expiresInMs` says when the other holder's lease runs out (if it does not renew it).
+   */
+  lease(owner: string, ttlMs: number): Promise<LeaseState>;
   /** Gives the lease up if `owner` holds it (best effort). */
   release(owner: string): Promise<void>;
   /** Stores this replica's cumulative per-pool counts (shared books only). */
   publishCounts(replicaId: string, counts: CountsSnapshot): Promise<void>;
   /** Every replica's last stored counts (shared books only; empty otherwise). */
   replicaCounts(): Promise<Map<string, CountsSnapshot>>;
+}
+
+/** The outcome of RolloutBook.lease(). */
+export interface LeaseState {
+  readonly held: boolean;
+  readonly expiresInMs: number;
 }
 
 /** Past rollouts kept (`GET /v1/rollouts` shows them after the current one). */
@@ -131,8 +140,8 @@ export class MemoryRolloutBook implements RolloutBook {
     return Promise.resolve(this.#past.slice(0, limit));
   }
 
-  lease(): Promise<boolean> {
-    return Promise.resolve(true);
+  lease(_owner: string, ttlMs: number): Promise<LeaseState> {
+    return Promise.resolve({ held: true, expiresInMs: ttlMs });
   }
 
   release(): Promise<void> {

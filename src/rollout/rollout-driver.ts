@@ -105,6 +105,8 @@ export class RolloutDriver {
   /** True while this replica holds the driver lease (always with a memory book). */
   #driving = false;
   #timer: NodeJS.Timeout | null = null;
+  /** An extra turn when the holder's lease runs out before the next tick. */
+  #retry: NodeJS.Timeout | null = null;
   #serial: Promise<unknown> = Promise.resolve();
   #state: 'idle' | 'running' | 'closed' = 'idle';
   // Engine state of the current rollout, loaded from the book by #op and saved after it.
@@ -149,6 +151,8 @@ export class RolloutDriver {
     this.#state = 'closed';
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#retry = null;
     await this.#serial.catch(() => undefined);
     if (wasRunning && this.#book.shared && this.#driving) {
       // Another replica takes over at its next tick rather than after the lease runs out.
@@ -435,15 +439,17 @@ export class RolloutDriver {
     try {
       if (book.shared) {
         await book.publishCounts(this.#deps.replicaId, this.#deps.counts());
-        const driving = await book.lease(
+        const lease = await book.lease(
           this.#deps.replicaId,
           this.#deps.leaseMs ?? DEFAULT_LEASE_MS,
         );
+        const driving = lease.held;
         if (driving !== this.#driving) {
           this.#log.info({ driving }, driving ? 'rollout lease taken' : 'rollout lease lost');
         }
         this.#driving = driving;
         if (!driving) {
+          this.#tryAgainAt(lease.expiresInMs);
           if (this.#lookbackDue()) this.#remember(await this.#clusterCounts());
           await this.refresh();
           return;
@@ -475,6 +481,22 @@ export class RolloutDriver {
       if (!isSwitchyardError(err, 'STORE_UNAVAILABLE')) throw err;
       this.#noteUnreachable(err);
     }
+  }
+
+  /**
+   * When the holder's lease runs out before the next tick, tries again right then: a dead
+   * driver is replaced within the lease time, not the lease time plus a tick.
+   */
+  #tryAgainAt(expiresInMs: number): void {
+    if (this.#retry !== null || expiresInMs >= (this.#deps.tickMs ?? 1000)) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      if (this.#state !== 'running') return;
+      this.#run(() => this.#turn()).catch((err: unknown) => {
+        this.#log.error({ err }, 'rollout tick failed');
+      });
+    }, expiresInMs + 5);
+    this.#retry.unref();
   }
 
   /** Loads the stored rollout and its engine state, and the cluster's counts. */

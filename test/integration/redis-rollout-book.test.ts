@@ -61,16 +61,19 @@ function stored(id: string): StoredRollout {
 describe('redis rollout book', () => {
   it('one lease holder at a time; another takes it once it expires', async () => {
     const { one, two } = await books();
-    expect(await one.lease('replica-a', 600)).toBe(true);
-    expect(await two.lease('replica-b', 600)).toBe(false);
-    expect(await one.lease('replica-a', 600)).toBe(true); // renewal
-    await eventually(async () => expect(await two.lease('replica-b', 600)).toBe(true), {
+    expect(await one.lease('replica-a', 600)).toEqual({ held: true, expiresInMs: 600 });
+    const refused = await two.lease('replica-b', 600);
+    expect(refused.held).toBe(false);
+    expect(refused.expiresInMs).toBeGreaterThan(0);
+    expect(refused.expiresInMs).toBeLessThanOrEqual(600);
+    expect((await one.lease('replica-a', 600)).held).toBe(true); // renewal
+    await eventually(async () => expect((await two.lease('replica-b', 600)).held).toBe(true), {
       timeoutMs: 5000,
       intervalMs: 50,
     });
-    expect(await one.lease('replica-a', 600)).toBe(false);
+    expect((await one.lease('replica-a', 600)).held).toBe(false);
     await two.release('replica-b');
-    expect(await one.lease('replica-a', 600)).toBe(true);
+    expect((await one.lease('replica-a', 600)).held).toBe(true);
   });
 
   it('writes with compare-and-set; archives replaced rollouts, keeping the last 19', async () => {
@@ -120,7 +123,7 @@ describe('redis rollout book', () => {
     const read = await one.read();
     expect(read.current).toBeNull();
     expect(await one.past(5)).toEqual([]);
-    expect(await one.lease('replica-a', 1000)).toBe(true);
+    expect((await one.lease('replica-a', 1000)).held).toBe(true);
     expect(await one.write(stored('r-1'), read.token, record('r-0'))).toBe(true);
     expect((await one.read()).current?.record.id).toBe('r-1');
     expect((await one.past(5)).map((r) => r.id)).toEqual(['r-0']);

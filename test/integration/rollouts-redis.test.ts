@@ -269,8 +269,9 @@ describe('rollouts with Redis (two replica processes)', () => {
     );
     const tookOverMs = Date.now() - killedAt;
     console.log(`[rollouts-redis] lease ${leaseMs} ms: taken over ${tookOverMs} ms after SIGKILL`);
-    // The lease runs out within leaseMs of the last renewal; the survivor tries every second.
-    expect(tookOverMs).toBeLessThan(leaseMs + 1000 + 3000);
+    // The lease runs out within leaseMs of the last renewal and the survivor tries right then;
+    // the rest is slack for a busy machine (and this test's polling).
+    expect(tookOverMs).toBeLessThan(leaseMs + 2000);
     expect(after).toMatchObject({ id: before.id, step: 1, phase: 'progressing' });
     expect(after.decisions.map((d) => d.action)).not.toContain('abort');
     expect(after.decisions.filter((d) => d.action === 'start')).toHaveLength(1);
