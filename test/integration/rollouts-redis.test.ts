@@ -469,4 +469,31 @@ describe('rollouts with Redis (two replica processes)', () => {
     );
     expect(r.waiting ?? null).toBeNull();
   });
+
+  it('judges every replica’s traffic: load only through the replica that does not drive', async () => {
+    const w = await world({ canaryErrorRate: 0.2 });
+    const holder = await leaseHolder(w);
+    const other = holder === w.a ? w.b : w.a;
+    const running = startLoad({ origin: other.proc.proxyUrl, clients: 4, pauseMs: 10 });
+    closers.push(() => running.stop());
+    const started = await call(holder, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 20 }, { pause: '1m' }, { weight: 100 }],
+    });
+    expect(started.status).toBe(201);
+    // The driver itself proxies nothing: only the other replica's published counts can fail it.
+    const r = await eventually(
+      async () => {
+        const now = await current(holder);
+        expect(now.phase).toBe('aborted');
+        return now;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(r.driver).toBe(holder.id);
+    const abort = r.decisions.find((d) => d.action === 'abort');
+    expect(abort?.reason).toMatch(/^canary 5xx [1-9][\d,]*\/[\d,]+ /);
+    const metrics = await (await fetch(`${holder.proc.adminUrl}/metrics`)).text();
+    expect(metrics).not.toMatch(/switchyard_requests_total\{[^}]*pool="canary"[^}]*\} [1-9]/);
+  });
 });
