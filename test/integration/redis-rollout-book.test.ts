@@ -9,6 +9,7 @@ import type { RolloutBook, StoredRollout } from '../../src/rollout/rollout-book.
 import type { RolloutRecord } from '../../src/rollout/rollout-record.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
+import { startRedisCluster } from '../helpers/redis-cluster.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
 import { startReplica } from './redis-world.js';
 
@@ -127,5 +128,22 @@ describe('redis rollout book', () => {
     expect(await one.write(stored('r-1'), read.token, record('r-0'))).toBe(true);
     expect((await one.read()).current?.record.id).toBe('r-1');
     expect((await one.past(5)).map((r) => r.id)).toEqual(['r-0']);
+  });
+
+  it('works in a Redis Cluster: every key and script stays in the namespace slot', async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    closers.push(() => cluster.close());
+    const a = await startReplica(cluster.url, 'book', 'replica-a');
+    closers.push(() => a.close());
+    const book = a.store.rolloutBook();
+    expect((await book.lease('replica-a', 1000)).held).toBe(true);
+    const empty = await book.read();
+    expect(await book.write(stored('r-1'), empty.token, null)).toBe(true);
+    const one = await book.read();
+    expect(await book.write(stored('r-2'), one.token, one.current!.record)).toBe(true);
+    expect((await book.read()).current?.record.id).toBe('r-2');
+    expect((await book.past(5)).map((r) => r.id)).toEqual(['r-1']);
+    await book.publishCounts('replica-a', new Map());
+    expect([...(await book.replicaCounts()).keys()]).toEqual(['replica-a']);
   });
 });
