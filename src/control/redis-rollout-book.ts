@@ -50,15 +50,15 @@ return 1
 `);
 
 /**
- * KEYS: lease. ARGV: owner, ttlMs. Takes or renews the lease. Returns {1, ttlMs} while owner
- * holds it, else {0, the holder's remaining ms}.
+ * KEYS: lease. ARGV: owner, ttlMs. Takes or renews the lease. Returns {1, ttlMs, owner} while
+ * owner holds it, else {0, the holder's remaining ms, the holder}.
  */
 const LEASE = script(`
 if redis.call('TYPE', KEYS[1])['ok'] ~= 'string' then redis.call('DEL', KEYS[1]) end
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, tonumber(ARGV[2])}
+  return {1, tonumber(ARGV[2]), holder}
 end
 if holder then
   local left = redis.call('PTTL', KEYS[1])
@@ -67,10 +67,10 @@ if holder then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     left = tonumber(ARGV[2])
   end
-  return {0, left}
+  return {0, left, holder}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {1, tonumber(ARGV[2])}
+return {1, tonumber(ARGV[2]), ARGV[1]}
 `);
 
 /** KEYS: lease. ARGV: owner. Deletes the lease if owner holds it. */
@@ -161,7 +161,11 @@ export class RedisRolloutBook implements RolloutBook {
     const { keys, guard, client } = this.#o;
     const reply = await guard(() => run(client(), LEASE, [keys.rolloutLease], [owner, ttlMs]));
     if (!Array.isArray(reply)) throw new Error('unexpected reply to rollout lease');
-    return { held: Number(reply[0]) === 1, expiresInMs: Math.max(0, Number(reply[1]) || 0) };
+    return {
+      held: Number(reply[0]) === 1,
+      expiresInMs: Math.max(0, Number(reply[1]) || 0),
+      holder: typeof reply[2] === 'string' ? reply[2] : owner,
+    };
   }
 
   async release(owner: string): Promise<void> {

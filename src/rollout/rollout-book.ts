@@ -109,6 +109,8 @@ export interface RolloutBook {
 export interface LeaseState {
   readonly held: boolean;
   readonly expiresInMs: number;
+  /** The replica holding the lease now. */
+  readonly holder: string;
 }
 
 /** Past rollouts kept (`GET /v1/rollouts` shows them after the current one). */
@@ -140,8 +142,8 @@ export class MemoryRolloutBook implements RolloutBook {
     return Promise.resolve(this.#past.slice(0, limit));
   }
 
-  lease(_owner: string, ttlMs: number): Promise<LeaseState> {
-    return Promise.resolve({ held: true, expiresInMs: ttlMs });
+  lease(owner: string, ttlMs: number): Promise<LeaseState> {
+    return Promise.resolve({ held: true, expiresInMs: ttlMs, holder: owner });
   }
 
   release(): Promise<void> {

@@ -240,7 +240,7 @@ export class RolloutDriver {
         targetWeightBp: table?.weights[plan.pool] ?? 0,
         startedAt: now,
         updatedAt: now,
-        driver: this.#deps.replicaId,
+        driver: await this.#driverNow(),
         analysis: plan.analysis,
         judgement: null,
         stepStartedAt: null,
@@ -481,6 +481,17 @@ export class RolloutDriver {
       if (!isSwitchyardError(err, 'STORE_UNAVAILABLE')) throw err;
       this.#noteUnreachable(err);
     }
+  }
+
+  /** The replica that drives from now on: this one if it can take the lease, else its holder. */
+  async #driverNow(): Promise<string> {
+    if (!this.#book.shared) return this.#deps.replicaId;
+    const lease = await this.#book.lease(
+      this.#deps.replicaId,
+      this.#deps.leaseMs ?? DEFAULT_LEASE_MS,
+    );
+    this.#driving = lease.held;
+    return lease.holder;
   }
 
   /**

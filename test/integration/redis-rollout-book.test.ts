@@ -62,9 +62,13 @@ function stored(id: string): StoredRollout {
 describe('redis rollout book', () => {
   it('one lease holder at a time; another takes it once it expires', async () => {
     const { one, two } = await books();
-    expect(await one.lease('replica-a', 600)).toEqual({ held: true, expiresInMs: 600 });
+    expect(await one.lease('replica-a', 600)).toEqual({
+      held: true,
+      expiresInMs: 600,
+      holder: 'replica-a',
+    });
     const refused = await two.lease('replica-b', 600);
-    expect(refused.held).toBe(false);
+    expect(refused).toMatchObject({ held: false, holder: 'replica-a' });
     expect(refused.expiresInMs).toBeGreaterThan(0);
     expect(refused.expiresInMs).toBeLessThanOrEqual(600);
     expect((await one.lease('replica-a', 600)).held).toBe(true); // renewal

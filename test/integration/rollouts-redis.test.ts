@@ -176,6 +176,9 @@ describe('rollouts with Redis (two replica processes)', () => {
       /^canary 5xx [\d,]+\/[\d,]+ \([\d.]+ %\) vs blue [\d,]+\/[\d,]+ \(/,
     );
     expect(r.targetWeightBp).toBe(0);
+    // Started on b: the driver named from the start is the lease holder, not replaced later.
+    expect(started.body.driver).toBe(r.driver);
+    expect(r.decisions.map((d) => d.action)).not.toContain('driver');
     // Both replicas route by the abort's table, and both report the same rollout.
     for (const replica of [w.a, w.b]) {
       await eventually(async () =>
