@@ -79,6 +79,16 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           stateFile: config.stateFile,
           // SPEC §9: `rollout-*` entries of the commands stream run on the rollout engine.
           rolloutCommand: (input) => rollouts.command(input),
+          rolloutGuard: {
+            refuseWhileActive: () => rollouts.refuseWhileActive(),
+            active: async () => {
+              await rollouts.refresh();
+              return rollouts.ownsWeights();
+            },
+            abort: async (reason) => {
+              await rollouts.abort(reason);
+            },
+          },
         })
       : new MemoryControlStore({
           appliedRevision: () => feed.appliedRevision(),

@@ -30,7 +30,7 @@ import type {
   SeedPools,
   StoreStatus,
 } from './control-store.js';
-import { handleCommandEntry } from './redis-command-decoder.js';
+import { handleCommandEntry, type RolloutGuard } from './redis-command-decoder.js';
 import {
   createRedisClient,
   credentialsRefused,
@@ -84,6 +84,8 @@ export interface RedisControlStoreOptions {
    * refuse it. Without one such entries are rejected as unknown commands.
    */
   readonly rolloutCommand?: ((input: Record<string, unknown>) => Promise<void>) | undefined;
+  /** Guards `weights`/`canary`/`switch`/`rollback` entries while a rollout runs (SPEC §9). */
+  readonly rolloutGuard?: RolloutGuard | undefined;
 }
 
 type StoreState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -248,6 +250,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
           revision: () => this.#sync.current()?.revision ?? 0,
           logger: this.#log,
           rolloutCommand: options.rolloutCommand,
+          rolloutGuard: options.rolloutGuard,
         }),
       logger: this.#log,
       blockMs: timeouts.blockMs,

@@ -214,6 +214,21 @@ export class RolloutDriver {
     return r !== null && ACTIVE.has(r.phase);
   }
 
+  /**
+   * Rejects ROLLOUT_IN_PROGRESS while a rollout owns the weights, as read from the store now
+   * (a weight change written to the Redis commands stream, SPEC §9).
+   */
+  async refuseWhileActive(): Promise<void> {
+    await this.refresh();
+    const r = this.current();
+    if (r !== null && ACTIVE.has(r.phase)) {
+      throw fail(
+        'ROLLOUT_IN_PROGRESS',
+        `rollout ${r.id} of pool "${r.pool}" is ${r.phase} and owns the weights; promote or abort it first (rollout-abort, or rollback)`,
+      );
+    }
+  }
+
   /** Starts a rollout of `plan`; `actor` made the request. Throws ROLLOUT_IN_PROGRESS. */
   startRollout(plan: RolloutPlan): Promise<RolloutRecord> {
     return this.#op('start', async (previous) => {

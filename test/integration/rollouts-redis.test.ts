@@ -391,7 +391,7 @@ describe('rollouts with Redis (two replica processes)', () => {
     expect(r.waiting ?? null).toBeNull();
   });
 
-  it('manual canary during a rollout is 409 on any replica; rollback aborts it', async () => {
+  it('manual canary during a rollout is refused on any replica and in Redis; rollback aborts it', async () => {
     const w = await world();
     const started = await call(w.a, 'POST', '/v1/rollouts', {
       pool: 'canary',
@@ -403,6 +403,27 @@ describe('rollouts with Redis (two replica processes)', () => {
     expect((canary.body.error as { code: string }).code).toBe('ROLLOUT_IN_PROGRESS');
     const second = await call(w.b, 'POST', '/v1/rollouts', { pool: 'canary' });
     expect(second.status).toBe(409);
+    // The same move written to the commands stream is refused and recorded too.
+    await w.redis.cli([
+      'XADD',
+      COMMANDS,
+      '*',
+      'cmd',
+      JSON.stringify({ op: 'canary', pool: 'canary', percent: 50 }),
+    ]);
+    await eventually(async () => {
+      const history = await call(w.a, 'GET', '/v1/history?limit=5');
+      const entries = history.body.history as Array<{ source: string; reason?: { code: string } }>;
+      expect(entries).toContainEqual(
+        expect.objectContaining({
+          source: 'redis',
+          reason: expect.objectContaining({ code: 'ROLLOUT_IN_PROGRESS' }) as unknown,
+        }),
+      );
+    });
+    for (const replica of [w.a, w.b]) {
+      expect(await weights(replica)).toEqual({ blue: 9000, canary: 1000 });
+    }
 
     const rollback = await call(w.b, 'POST', '/v1/rollback', {});
     expect(rollback.status).toBe(200);
@@ -420,6 +441,17 @@ describe('rollouts with Redis (two replica processes)', () => {
       steps: [{ weight: 10 }, { pause: 'approval' }, { weight: 100 }],
     });
     expect(again.status).toBe(201);
+    // A rollback written to the commands stream aborts it as well.
+    await w.redis.cli(['XADD', COMMANDS, '*', 'cmd', JSON.stringify({ op: 'rollback' })]);
+    await eventually(async () => expect((await current(w.a)).phase).toBe('aborted'), {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
+    for (const replica of [w.a, w.b]) {
+      await eventually(async () =>
+        expect(await weights(replica)).toEqual({ blue: 10_000, canary: 0 }),
+      );
+    }
     const list = await call(w.a, 'GET', '/v1/rollouts?limit=5');
     expect((list.body.rollouts as Rollout[]).map((x) => x.id)).toEqual([
       again.body.id,
