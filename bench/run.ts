@@ -5,6 +5,7 @@ import { formatChecks, type Check, type Scenario } from './lib/scenario.js';
 import { runCutover } from './scenarios/cutover.js';
 import { runPropagation } from './scenarios/propagation.js';
 import { runRampAccuracy } from './scenarios/ramp-accuracy.js';
+import { runRollout } from './scenarios/rollout.js';
 import { runScaling } from './scenarios/scaling.js';
 import { runThroughput } from './scenarios/throughput.js';
 
@@ -14,6 +15,7 @@ const SCENARIOS: Record<string, Scenario> = {
   cutover: runCutover,
   propagation: runPropagation,
   'ramp-accuracy': runRampAccuracy,
+  rollout: runRollout,
 };
 
 // Not part of the default run (SPEC §8 keeps the suite under 5 minutes): `npm run bench -- scaling`.

@@ -48,7 +48,7 @@ export interface App {
   readonly feed: TableFeed;
   readonly proxy: ProxyServer;
   readonly admin: AdminServer;
-  /** The rollout engine (SPEC §9; in-process, memory store only for now). */
+  /** The rollout engine (SPEC §9); with Redis it shares its state and is driven under a lease. */
   readonly rollouts: RolloutDriver;
   /** The worker processes that serve the traffic with --workers > 1 (SPEC §13), else null. */
   readonly workers: WorkerGroup | null;
@@ -86,6 +86,18 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
           logger, // the store makes its own `component` child
           metrics,
           stateFile: config.stateFile,
+          // SPEC §9: `rollout-*` entries of the commands stream run on the rollout engine.
+          rolloutCommand: (input) => rollouts.command(input),
+          rolloutGuard: {
+            refuseWhileActive: () => rollouts.refuseWhileActive(),
+            active: async () => {
+              await rollouts.refresh();
+              return rollouts.ownsWeights();
+            },
+            abort: async (reason) => {
+              await rollouts.abort(reason);
+            },
+          },
         })
       : new MemoryControlStore({
           appliedRevision: () => workers?.appliedRevision() ?? feed.appliedRevision(),
@@ -125,6 +137,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     replicaId,
     logger,
     metrics,
+    leaseMs: config.rolloutLease,
   });
   const admin = new AdminServer(
     overrides.adminEvents === undefined ? config : { ...config, events: overrides.adminEvents },

@@ -18,6 +18,7 @@ export async function startReferenceServer(
   pool: string,
   version: string,
   cpu: number | undefined,
+  extraArgs: readonly string[] = [],
 ): Promise<BenchUpstream> {
   const child = spawnChild({
     name: `reference-server ${pool}`,
@@ -31,6 +32,7 @@ export async function startReferenceServer(
       pool,
       '--version',
       version,
+      ...extraArgs,
     ],
     cpu,
   });

@@ -16,7 +16,6 @@ const STATUS_TEXT: Record<number, string> = {
   415: 'A change without content-type: application/json (a bodyless one too)',
   421: 'MISDIRECTED_REQUEST: the Host is not an address or configured name of this admin API',
   500: 'Internal error',
-  501: 'ROLLOUTS_NOT_SUPPORTED: rollouts run with the in-memory control store only (for now)',
   503: 'Control store unavailable (nothing changed) or not ready',
   504: 'REPLICAS_LAGGING: stored, but live replicas had not applied it in time',
 };

@@ -42,6 +42,10 @@ interface Rollout {
   step: number;
   steps: Array<{ basisPoints?: number; pause?: string }>;
   targetWeightBp: number;
+  /** The replica driving it (absent from older servers). */
+  driver?: string;
+  /** Why it is not moving on (replicas lagging, the control store unreachable). */
+  waiting?: string | null;
   judgement: {
     verdict: string;
     reason: string;
@@ -234,8 +238,9 @@ export function formatRollout(r: Rollout): string {
   const lines = [
     `rollout ${r.id}: ${r.pool}${r.version === null ? '' : `@${r.version}`} vs ${r.baseline}  ${r.phase}`,
     `steps   ${steps}`,
-    `weight  ${r.pool} ${r.targetWeightBp / 100} %`,
+    `weight  ${r.pool} ${r.targetWeightBp / 100} %${r.driver === undefined ? '' : `  (driven by ${r.driver})`}`,
   ];
+  if (typeof r.waiting === 'string' && r.waiting !== '') lines.push(`waiting ${r.waiting}`);
   if (r.judgement !== null) {
     const { have, need } = r.judgement.evidence;
     const filled = Math.min(20, Math.floor((20 * have) / Math.max(1, need)));

@@ -146,6 +146,11 @@ export const configSchema = z
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . -')
       .default('default'),
     pools: z.array(poolEntry).default([]),
+    /**
+     * With Redis, the lease under which one replica drives a rollout (SPEC §9); another takes over
+     * within about this long after the driver dies.
+     */
+    rolloutLease: duration.refine((ms) => ms >= 500, 'must be at least 500ms').default(5_000),
     drainTimeout: duration.default(30_000),
     drainSpread: duration.default(5_000),
     shutdownDelay: duration.default(5_000),

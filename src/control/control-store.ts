@@ -5,6 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { SwitchyardError } from '../errors.js';
+import type { RolloutBook } from '../rollout/rollout-book.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 
 /** A proxy replica following a namespace (SPEC §6). */
@@ -102,6 +103,11 @@ export interface ControlStore extends EventEmitter<ControlStoreEvents> {
   drainReports(): Promise<ReplicaDrainReport[]>;
   /** Reachability and newest revision. */
   status(): StoreStatus;
+  /**
+   * Where rollouts live (SPEC §9): this process's memory, or Redis shared by every replica of the
+   * namespace (record, past rollouts, driver lease, per-replica counts).
+   */
+  rolloutBook(): RolloutBook;
 }
 
 /** The outcome of ControlStore.change(). */

@@ -6,6 +6,7 @@ import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import { fail, isSwitchyardError, type SwitchyardError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
+import { MemoryRolloutBook, type RolloutBook } from '../rollout/rollout-book.js';
 import { applyCommand, createSeedTable } from '../table/apply-command.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 import { parseCommandInput } from '../table/validate.js';
@@ -47,6 +48,7 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
   #history: HistoryEntry[] = [];
   #sequence = 0;
   #state: 'idle' | 'running' | 'closed' = 'idle';
+  readonly #rolloutBook = new MemoryRolloutBook();
 
   constructor(options: MemoryControlStoreOptions) {
     super();
@@ -73,6 +75,11 @@ export class MemoryControlStore extends EventEmitter<ControlStoreEvents> impleme
 
   current(): RoutingTable | null {
     return this.#table;
+  }
+
+  /** Rollouts of this process. */
+  rolloutBook(): RolloutBook {
+    return this.#rolloutBook;
   }
 
   /** Validates and applies a raw command; see ControlStore.apply. */

@@ -35,6 +35,7 @@ export function encodeHistoryFields(entry: Omit<HistoryEntry, 'id'>): string[] {
   if (entry.reason !== undefined) fields.push('reason', JSON.stringify(entry.reason));
   if (entry.before !== undefined) fields.push('before', JSON.stringify(entry.before));
   if (entry.undoes !== undefined) fields.push('undoes', String(entry.undoes));
+  if (entry.note !== undefined) fields.push('note', entry.note);
   return fields;
 }
 
@@ -68,6 +69,8 @@ export function decodeHistoryEntry(id: string, flat: readonly string[]): History
   if (fields.has('before')) entry.before = decodeTable(fields.get('before'));
   const undoes = toInteger(fields.get('undoes'));
   if (undoes !== null) entry.undoes = undoes;
+  const note = fields.get('note');
+  if (note !== undefined) entry.note = summariseText(note);
   return entry;
 }
 

@@ -22,6 +22,17 @@ export interface RedisKeys {
    * goes with its registry entry, the key expires an hour after the last heartbeat.
    */
   readonly drain: string;
+  /** STRING: the current rollout with its engine state, as JSON (SPEC §9). */
+  readonly rollout: string;
+  /** LIST: past rollouts as JSON, newest first, capped. */
+  readonly rollouts: string;
+  /** STRING: id of the replica driving the rollout; SET NX PX, renewed while it lives. */
+  readonly rolloutLease: string;
+  /**
+   * HASH: replica id -> `<redisTimeMs> <cumulative per-pool counts JSON>`, written every second;
+   * a field not refreshed for an hour is dropped, the key expires an hour after the last write.
+   */
+  readonly rolloutCounts: string;
 }
 
 /** Keys of namespace `namespace` (`switchyard:{NS}:...`). */
@@ -35,5 +46,9 @@ export function redisKeys(namespace: string): RedisKeys {
     commandsCursor: `${prefix}commands-cursor`,
     replicas: `${prefix}replicas`,
     drain: `${prefix}drain`,
+    rollout: `${prefix}rollout`,
+    rollouts: `${prefix}rollouts`,
+    rolloutLease: `${prefix}rollout-lease`,
+    rolloutCounts: `${prefix}rollout-counts`,
   };
 }

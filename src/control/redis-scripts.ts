@@ -10,12 +10,14 @@ import type { RedisKeys } from './redis-keys.js';
 /** A client the store talks through (standalone, Sentinel-managed or Cluster). */
 export type RedisClient = Redis | Cluster;
 
-interface LuaScript {
+/** A Lua script with its SHA-1 (for EVALSHA). */
+export interface LuaScript {
   readonly lua: string;
   readonly sha: string;
 }
 
-function script(lua: string): LuaScript {
+/** A script of `lua`. */
+export function script(lua: string): LuaScript {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') };
 }
 
@@ -24,7 +26,7 @@ function script(lua: string): LuaScript {
  * value. Compare-and-set compares tokens, so any concurrent write (even a hand-written SET of
  * the same revision) is detected, and a state too large to ship back can still be replaced.
  */
-const TOKEN_LUA = `
+export const TOKEN_LUA = `
 local function token(key)
   local t = redis.call('TYPE', key)['ok']
   if t == 'none' then return '' end
@@ -163,7 +165,8 @@ for i = 1, #all do out[#out + 1] = all[i] end
 return out
 `);
 
-async function run(
+/** EVALSHA, falling back to EVAL once when the server's script cache is empty. */
+export async function run(
   client: RedisClient,
   lua: LuaScript,
   keys: readonly string[],

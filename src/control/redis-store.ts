@@ -16,6 +16,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fail, isSwitchyardError, type SwitchyardError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Metrics } from '../observability/metrics.js';
+import type { RolloutBook } from '../rollout/rollout-book.js';
 import type { CommandMeta, HistoryEntry, RoutingTable } from '../table/types.js';
 import { rejectedEntry } from './audit-entry.js';
 import { CommandConsumer } from './command-consumer.js';
@@ -29,7 +30,7 @@ import type {
   SeedPools,
   StoreStatus,
 } from './control-store.js';
-import { handleCommandEntry } from './redis-command-decoder.js';
+import { handleCommandEntry, type RolloutGuard } from './redis-command-decoder.js';
 import {
   createRedisClient,
   credentialsRefused,
@@ -42,6 +43,7 @@ import {
 import { decodeHistoryReply } from './redis-history.js';
 import { redisKeys, type RedisKeys } from './redis-keys.js';
 import { RedisScripts, type RedisClient } from './redis-scripts.js';
+import { RedisRolloutBook } from './redis-rollout-book.js';
 import { RedisTableSync } from './redis-table-sync.js';
 import { RedisWriter } from './redis-writer.js';
 import { ReplicaRegistry } from './replica-registry.js';
@@ -77,6 +79,13 @@ export interface RedisControlStoreOptions {
   readonly heartbeatIntervalMs?: number | undefined;
   /** XREAD BLOCK time of the command consumer (default 1000). */
   readonly commandBlockMs?: number | undefined;
+  /**
+   * Runs a `rollout-*` entry of the commands stream (SPEC §9); rejects with a SwitchyardError to
+   * refuse it. Without one such entries are rejected as unknown commands.
+   */
+  readonly rolloutCommand?: ((input: Record<string, unknown>) => Promise<void>) | undefined;
+  /** Guards `weights`/`canary`/`switch`/`rollback` entries while a rollout runs (SPEC §9). */
+  readonly rolloutGuard?: RolloutGuard | undefined;
 }
 
 type StoreState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
@@ -92,6 +101,7 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
   readonly #historyMaxLen: number;
   readonly #sync: RedisTableSync;
   readonly #writes: RedisWriter;
+  readonly #rolloutBook: RedisRolloutBook;
   #state: StoreState = 'idle';
   #writer: RedisClient | null = null;
   #subscriber: RedisClient | null = null;
@@ -144,6 +154,11 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
       historyMaxLen: this.#historyMaxLen,
       logger: this.#log,
       metrics: this.#metrics,
+    });
+    this.#rolloutBook = new RedisRolloutBook({
+      keys: this.#keys,
+      client: () => this.#requireWriter(),
+      guard: (fn) => this.#guard(fn),
     });
     this.#metrics?.controlStoreUp.set(0);
   }
@@ -234,6 +249,8 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
           writer: this.#writes,
           revision: () => this.#sync.current()?.revision ?? 0,
           logger: this.#log,
+          rolloutCommand: options.rolloutCommand,
+          rolloutGuard: options.rolloutGuard,
         }),
       logger: this.#log,
       blockMs: timeouts.blockMs,
@@ -309,6 +326,11 @@ export class RedisControlStore extends EventEmitter<ControlStoreEvents> implemen
     const registry = this.#registry;
     if (registry === null) return [];
     return this.#guard(() => registry.drainReports(), true);
+  }
+
+  /** Rollouts shared by every replica of the namespace. */
+  rolloutBook(): RolloutBook {
+    return this.#rolloutBook;
   }
 
   status(): StoreStatus {

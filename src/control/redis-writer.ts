@@ -144,6 +144,7 @@ export class RedisWriter {
               time,
               before: snapshot.table,
               undoes: applied.undoes,
+              note: meta.note,
             },
           ),
         ),
@@ -238,6 +239,21 @@ export class RedisWriter {
     }
     if (recorded) this.#options.metrics?.commandsRejected.inc({ source: entry.source });
     return duplicate ? 'duplicate' : recorded ? 'recorded' : 'lost';
+  }
+
+  /**
+   * Moves the commands cursor past `commandId` without changing the table: the replica that
+   * claims an entry handles it (a `rollout-*` command runs after its claim, at most once).
+   * Resolves false when another replica handled it already.
+   */
+  async claim(commandId: string): Promise<boolean> {
+    const result = await this.#commit({
+      mode: 'skip',
+      historyMaxLen: this.#options.historyMaxLen,
+      commandId,
+      fields: [],
+    });
+    return result.status === 'ok';
   }
 
   /** State (validated; the last good table when Redis holds none or garbage) and history. */

@@ -14,6 +14,14 @@
  *
  * Every operation (tick, start, promote, pause, resume, abort) runs one at a time through
  * #serial, so a human action and a tick never interleave their store writes.
+ *
+ * Where the rollout lives: the control store's RolloutBook. Every operation reads the current
+ * rollout with its engine state from the book, acts, and writes it back with compare-and-set
+ * (#op). With Redis the book is shared: every replica publishes its per-pool counts there each
+ * tick and judges the sum; one replica drives (ticks) while it holds the lease
+ * (`rollout-lease`, renewed every tick); another takes over when the lease runs out and goes on
+ * from the stored step and period. Human operations run on whichever replica receives them.
+ * current()/list() answer from the last read (refreshed every tick and by refresh()).
  */
 import { randomBytes } from 'node:crypto';
 import type { ControlStore } from '../control/control-store.js';
@@ -25,6 +33,17 @@ import { TOTAL_BASIS_POINTS, type RoutingTable } from '../table/types.js';
 import { LATENCY_WARMUP_MS } from './analysis.js';
 import { stepVerdict, type PoolCounts, type Verdict } from './judge.js';
 import {
+  decodeCounts,
+  decodePoolCounts,
+  encodeCounts,
+  encodePoolCounts,
+  MAX_PAST,
+  sumCounts,
+  type EngineState,
+  type RolloutBook,
+  type StoredRollout,
+} from './rollout-book.js';
+import {
   countsSince,
   EMPTY,
   formatBp,
@@ -32,7 +51,7 @@ import {
   type CountsSnapshot,
   type Period,
 } from './rollout-period.js';
-import { isWeightStep, type RolloutPlan } from './rollout-plan.js';
+import { isWeightStep, parseRolloutStart, type RolloutPlan } from './rollout-plan.js';
 import {
   ACTIVE,
   PHASES,
@@ -51,12 +70,19 @@ export interface RolloutDriverDeps {
   readonly replicaId: string;
   readonly logger: Logger;
   readonly metrics: Metrics;
-  /** Judging interval (default 1000 ms). */
+  /** Judging interval (default 1000 ms); with Redis also how often counts are published. */
   readonly tickMs?: number;
+  /** Driver lease with a shared (Redis) book (default 5000 ms). */
+  readonly leaseMs?: number;
 }
 
-/** Rollouts kept for `GET /v1/rollouts` (newest first). */
-const MAX_KEPT = 20;
+/** Default driver lease (SPEC §9). */
+export const DEFAULT_LEASE_MS = 5000;
+/** Attempts of a human operation whose write lost a compare-and-set race. */
+const MAX_OP_ATTEMPTS = 5;
+/** The waiting reason while the book cannot be read. */
+const STORE_DOWN = 'control store unreachable: no step advances until it returns';
+
 /** How often counts are kept for blue-green's look back, and for how long. */
 const SNAPSHOT_EVERY_MS = 10_000;
 const MAX_LOOKBACK_MS = 5 * 60_000;
@@ -67,14 +93,27 @@ const MAX_DECISIONS = 200;
 export class RolloutDriver {
   readonly #deps: RolloutDriverDeps;
   readonly #log: Logger;
-  readonly #rollouts: RolloutRecord[] = [];
+  readonly #book: RolloutBook;
+  /** The current rollout as last read or written (what current() answers). */
+  #cache: RolloutRecord | null = null;
+  /** Past rollouts as last read, newest first. */
+  #past: RolloutRecord[] = [];
+  /** The record the operation in progress works on (loaded by #op). */
+  #record: RolloutRecord | null = null;
+  /** Cluster-wide counts read at the start of the operation in progress. */
+  #counts: CountsSnapshot = new Map();
+  /** True while this replica holds the driver lease (always with a memory book). */
+  #driving = false;
   #timer: NodeJS.Timeout | null = null;
+  /** An extra turn when the holder's lease runs out before the next tick. */
+  #retry: NodeJS.Timeout | null = null;
   #serial: Promise<unknown> = Promise.resolve();
   #state: 'idle' | 'running' | 'closed' = 'idle';
+  // Engine state of the current rollout, loaded from the book by #op and saved after it.
   /** Revision whose application starts the next period; null when not waiting. */
   #pendingRevision: number | null = null;
   #period: Period | null = null;
-  /** When the current step began (pauses are timed from it). */
+  /** When the current step began (pauses are timed from it); Infinity while waiting. */
   #stepStartedAtMs = 0;
   /** Target requests of the current rollout's closed periods. */
   #earlierTargetRequests = 0;
@@ -88,6 +127,7 @@ export class RolloutDriver {
   constructor(deps: RolloutDriverDeps) {
     this.#deps = deps;
     this.#log = deps.logger.child({ component: 'rollout' });
+    this.#book = deps.store.rolloutBook();
   }
 
   /** Starts the judging timer. Throws if called twice. */
@@ -95,32 +135,77 @@ export class RolloutDriver {
     if (this.#state !== 'idle')
       throw new Error(`RolloutDriver.start() called while ${this.#state}`);
     this.#state = 'running';
-    this.#remember();
+    if (!this.#book.shared) this.#remember(this.#deps.counts());
     this.#timer = setInterval(() => {
-      this.#remember();
-      this.#run(() => this.#tick()).catch((err: unknown) => {
+      this.#run(() => this.#turn()).catch((err: unknown) => {
         this.#log.error({ err }, 'rollout tick failed');
       });
     }, this.#deps.tickMs ?? 1000);
     this.#timer.unref();
+    void this.refresh({ past: true });
   }
 
   /** Stops the timer and waits for the operation in progress. Idempotent. */
   async close(): Promise<void> {
+    const wasRunning = this.#state === 'running';
     this.#state = 'closed';
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    this.#retry = null;
     await this.#serial.catch(() => undefined);
+    if (wasRunning && this.#book.shared && this.#driving) {
+      // Another replica takes over at its next tick rather than after the lease runs out.
+      await this.#book.release(this.#deps.replicaId).catch(() => undefined);
+    }
   }
 
-  /** The newest rollout, or null when none has run. */
+  /** The newest rollout, or null when none has run (as last read from the store). */
   current(): RolloutRecord | null {
-    return this.#rollouts[0] ?? null;
+    return this.#cache;
   }
 
-  /** Up to `limit` rollouts, newest first. */
+  /**
+   * Up to `limit` rollouts, newest first, as last read from the store (the past ones are read by
+   * refresh({ past: true }) and kept as this replica last saw them).
+   */
   list(limit: number): RolloutRecord[] {
-    return this.#rollouts.slice(0, limit);
+    return (this.#cache === null ? this.#past : [this.#cache, ...this.#past]).slice(0, limit);
+  }
+
+  /**
+   * Reads the current rollout (and with `past`, the ones before it) from the store: with Redis
+   * another replica may have changed them. Never rejects: when the store is unreachable the last
+   * read stays, marked so.
+   */
+  async refresh(options: { past?: boolean; maxWaitMs?: number } = {}): Promise<void> {
+    if (!this.#deps.store.status().up) {
+      this.#noteUnreachable(undefined);
+      return;
+    }
+    const reading = this.#read(options.past === true);
+    if (options.maxWaitMs === undefined) return reading;
+    // The read goes on in the background and updates what current() answers when it lands.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, options.maxWaitMs);
+    });
+    await Promise.race([reading, timeout]);
+    clearTimeout(timer);
+  }
+
+  async #read(withPast: boolean): Promise<void> {
+    try {
+      const [{ current }, past] = await Promise.all([
+        this.#book.read(),
+        withPast ? this.#book.past(MAX_PAST) : Promise.resolve(null),
+      ]);
+      this.#cache = current?.record ?? null;
+      if (past !== null) this.#past = past;
+      if (this.#cache !== null && !this.#driving) this.#setStepMetrics(this.#cache);
+    } catch (err) {
+      this.#noteUnreachable(err);
+    }
   }
 
   /** True while a rollout owns the weights (manual weight changes are refused). */
@@ -129,11 +214,26 @@ export class RolloutDriver {
     return r !== null && ACTIVE.has(r.phase);
   }
 
+  /**
+   * Rejects ROLLOUT_IN_PROGRESS while a rollout owns the weights, as read from the store now
+   * (a weight change written to the Redis commands stream, SPEC §9).
+   */
+  async refuseWhileActive(): Promise<void> {
+    await this.refresh();
+    const r = this.current();
+    if (r !== null && ACTIVE.has(r.phase)) {
+      throw fail(
+        'ROLLOUT_IN_PROGRESS',
+        `rollout ${r.id} of pool "${r.pool}" is ${r.phase} and owns the weights; promote or abort it first (rollout-abort, or rollback)`,
+      );
+    }
+  }
+
   /** Starts a rollout of `plan`; `actor` made the request. Throws ROLLOUT_IN_PROGRESS. */
   startRollout(plan: RolloutPlan): Promise<RolloutRecord> {
-    return this.#run(async () => {
-      if (this.ownsWeights()) {
-        const r = this.current() as RolloutRecord;
+    return this.#op('start', async (previous) => {
+      if (previous !== null && ACTIVE.has(previous.phase)) {
+        const r = previous;
         throw fail(
           'ROLLOUT_IN_PROGRESS',
           `rollout ${r.id} of pool "${r.pool}" is ${r.phase}; abort it first`,
@@ -155,9 +255,11 @@ export class RolloutDriver {
         targetWeightBp: table?.weights[plan.pool] ?? 0,
         startedAt: now,
         updatedAt: now,
-        driver: this.#deps.replicaId,
+        driver: await this.#driverNow(),
         analysis: plan.analysis,
         judgement: null,
+        stepStartedAt: null,
+        waiting: null,
         decisions: [],
       };
       if (plan.version !== null || plan.endpoints !== null) {
@@ -173,8 +275,7 @@ export class RolloutDriver {
           { actor, source: 'admin', note: `rollout ${id}: deploy ${plan.version ?? 'endpoints'}` },
         );
       }
-      this.#rollouts.unshift(record);
-      this.#rollouts.length = Math.min(this.#rollouts.length, MAX_KEPT);
+      this.#record = record;
       this.#pendingRevision = null;
       this.#period = null;
       this.#earlierTargetRequests = 0;
@@ -188,18 +289,18 @@ export class RolloutDriver {
         `${plan.pool} against ${plan.baseline}, ${plan.steps.length} step(s)${plan.analysis.dryRun ? ', dry run' : ''}`,
       );
       await this.#enterStep(record, 0);
-      return record;
+      return { result: record, archive: previous };
     });
   }
 
   /** Ends the current pause; `full`: to 100 % now, skipping the remaining steps and analysis. */
   promote(full: boolean): Promise<RolloutRecord> {
-    return this.#run(async () => {
+    return this.#op('promote', async () => {
       const r = this.#active('promote');
       if (full) {
         await this.#setWeight(r, TOTAL_BASIS_POINTS, 'promoted in full by hand');
         this.#finish(r, 'promoted', 'promote', 'promoted in full by hand');
-        return r;
+        return { result: r };
       }
       const step = r.steps[r.step];
       if (
@@ -215,46 +316,96 @@ export class RolloutDriver {
       this.#approved = true;
       this.#decide(r, 'promote', `step ${r.step} approved by hand`);
       await this.#advance(r);
-      return r;
+      return { result: r };
     });
   }
 
   /** Holds the rollout at its current step (failing is still judged). */
   pause(): Promise<RolloutRecord> {
-    return this.#run(() => {
+    return this.#op('pause', () => {
       const r = this.#active('pause');
       if (r.phase === 'progressing') {
         r.phase = 'paused';
         this.#decide(r, 'pause', 'paused by hand');
       }
-      return Promise.resolve(r);
+      return Promise.resolve({ result: r });
     });
   }
 
   /** Continues a paused rollout. */
   resume(): Promise<RolloutRecord> {
-    return this.#run(() => {
+    return this.#op('resume', () => {
       const r = this.#active('resume');
       if (r.phase !== 'paused') {
         throw fail('ROLLOUT_NOT_ACTIVE', `rollout ${r.id} is ${r.phase}, not paused`);
       }
       r.phase = 'progressing';
       this.#decide(r, 'resume', 'resumed by hand');
-      return Promise.resolve(r);
+      return Promise.resolve({ result: r });
     });
   }
 
   /** Aborts: the target's weight to 0 in one revision. Resolves with the table after it. */
   abort(reason: string): Promise<{ record: RolloutRecord; table: RoutingTable | null }> {
-    return this.#run(async () => {
+    return this.#op('abort', async () => {
       const r = this.#active('abort');
       const table = await this.#abortNow(r, reason);
-      return { record: r, table };
+      return { result: { record: r, table } };
     });
   }
 
+  /**
+   * Runs a `rollout-*` command of the Redis commands stream (SPEC §9): the same operations with
+   * the same validation as the admin API. Rejects with a SwitchyardError to refuse it.
+   */
+  async command(input: Record<string, unknown>): Promise<void> {
+    const body = { ...input };
+    const op = body.op;
+    // `actor` is allowed on every command (SPEC §6); the rollout's own changes are rollout:<id>.
+    delete body.op;
+    delete body.actor;
+    const only = (allowed: readonly string[]): void => {
+      for (const key of Object.keys(body)) {
+        if (!allowed.includes(key)) throw fail('VALIDATION_FAILED', `${key}: unknown field`);
+      }
+    };
+    switch (op) {
+      case 'rollout-start': {
+        const plan = parseRolloutStart(body, this.#deps.store.current());
+        await this.startRollout(plan);
+        return;
+      }
+      case 'rollout-promote': {
+        only(['full']);
+        const full = body.full ?? false;
+        if (typeof full !== 'boolean') throw fail('VALIDATION_FAILED', 'full: must be a boolean');
+        await this.promote(full);
+        return;
+      }
+      case 'rollout-pause':
+        only([]);
+        await this.pause();
+        return;
+      case 'rollout-resume':
+        only([]);
+        await this.resume();
+        return;
+      case 'rollout-abort': {
+        only(['reason']);
+        const reason = body.reason ?? 'aborted by a redis command';
+        if (typeof reason !== 'string' || reason.length === 0 || reason.length > 500) {
+          throw fail('VALIDATION_FAILED', 'reason: must be a string of 1..500 characters');
+        }
+        await this.abort(reason);
+        return;
+      }
+      default:
+        throw fail('VALIDATION_FAILED', `op: unknown rollout command ${JSON.stringify(op)}`);
+    }
+  }
+
   #active(what: string): RolloutRecord {
-    const r = this.current();
+    const r = this.#record;
     if (r === null) throw fail('NO_ROLLOUT', 'no rollout has run');
     if (!ACTIVE.has(r.phase)) {
       throw fail('ROLLOUT_NOT_ACTIVE', `cannot ${what}: rollout ${r.id} is ${r.phase}`);
@@ -268,13 +419,212 @@ export class RolloutDriver {
     return next;
   }
 
+  /**
+   * One human operation on the stored rollout: read it (with the cluster's counts), run `fn`,
+   * write it back with compare-and-set; a lost race is retried from a fresh read. `archive`
+   * (the rollout a start replaces) joins the past rollouts.
+   */
+  #op<T>(
+    what: string,
+    fn: (previous: RolloutRecord | null) => Promise<{ result: T; archive?: RolloutRecord | null }>,
+  ): Promise<T> {
+    return this.#run(async () => {
+      for (let attempt = 1; ; attempt += 1) {
+        const { token } = await this.#load();
+        const { result, archive = null } = await fn(this.#record);
+        if (await this.#save(token, archive)) return result;
+        if (attempt >= MAX_OP_ATTEMPTS) {
+          throw fail(
+            'REVISION_CONFLICT',
+            `${what}: the rollout changed concurrently ${MAX_OP_ATTEMPTS} times; retry`,
+          );
+        }
+        this.#log.debug({ what, attempt }, 'rollout changed concurrently: retrying');
+      }
+    });
+  }
+
+  /**
+   * Every tick, on every replica: publish this replica's counts (Redis), take or renew the lease,
+   * and when driving run one judging turn on the stored rollout.
+   */
+  async #turn(): Promise<void> {
+    if (this.#state !== 'running') return;
+    const book = this.#book;
+    try {
+      if (book.shared) {
+        await book.publishCounts(this.#deps.replicaId, this.#deps.counts());
+        const lease = await book.lease(
+          this.#deps.replicaId,
+          this.#deps.leaseMs ?? DEFAULT_LEASE_MS,
+        );
+        const driving = lease.held;
+        if (driving !== this.#driving) {
+          this.#log.info({ driving }, driving ? 'rollout lease taken' : 'rollout lease lost');
+        }
+        this.#driving = driving;
+        if (!driving) {
+          this.#tryAgainAt(lease.expiresInMs);
+          if (this.#lookbackDue()) this.#remember(await this.#clusterCounts());
+          await this.refresh();
+          return;
+        }
+      } else {
+        this.#driving = true;
+      }
+      // Idle (no active rollout): read no counts but the lookback's, and write nothing.
+      const peek = (await this.#book.read()).current?.record ?? null;
+      if (peek === null || !ACTIVE.has(peek.phase)) {
+        this.#cache = peek;
+        if (this.#lookbackDue()) this.#remember(await this.#clusterCounts());
+        return;
+      }
+      const { token } = await this.#load();
+      this.#remember(this.#counts);
+      const r = this.#record;
+      if (r === null || !ACTIVE.has(r.phase)) return;
+      if (r.driver !== this.#deps.replicaId) {
+        const was = r.driver;
+        r.driver = this.#deps.replicaId;
+        this.#decide(r, 'driver', `${r.driver} drives from step ${r.step} (was ${was})`);
+      }
+      await this.#tick();
+      if (!(await this.#save(token, null))) {
+        this.#log.debug('rollout changed during a tick: judged again at the next one');
+      }
+    } catch (err) {
+      if (!isSwitchyardError(err, 'STORE_UNAVAILABLE')) throw err;
+      this.#noteUnreachable(err);
+    }
+  }
+
+  /** The replica that drives from now on: this one if it can take the lease, else its holder. */
+  async #driverNow(): Promise<string> {
+    if (!this.#book.shared) return this.#deps.replicaId;
+    const lease = await this.#book.lease(
+      this.#deps.replicaId,
+      this.#deps.leaseMs ?? DEFAULT_LEASE_MS,
+    );
+    this.#driving = lease.held;
+    return lease.holder;
+  }
+
+  /**
+   * When the holder's lease runs out before the next tick, tries again right then: a dead
+   * driver is replaced within the lease time, not the lease time plus a tick.
+   */
+  #tryAgainAt(expiresInMs: number): void {
+    if (this.#retry !== null || expiresInMs >= (this.#deps.tickMs ?? 1000)) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = null;
+      if (this.#state !== 'running') return;
+      this.#run(() => this.#turn()).catch((err: unknown) => {
+        this.#log.error({ err }, 'rollout tick failed');
+      });
+    }, expiresInMs + 5);
+    this.#retry.unref();
+  }
+
+  /** Loads the stored rollout and its engine state, and the cluster's counts. */
+  async #load(): Promise<{ token: string }> {
+    const [{ current, token }, counts] = await Promise.all([
+      this.#book.read(),
+      this.#clusterCounts(),
+    ]);
+    this.#counts = counts;
+    // A copy: an operation that fails half-way leaves the stored rollout as it was.
+    const stored = current === null ? null : structuredClone<StoredRollout>(current);
+    this.#record = stored?.record ?? null;
+    this.#cache = current?.record ?? null;
+    this.#loadEngine(stored?.engine ?? null);
+    return { token };
+  }
+
+  /** Writes the record and engine state back; false when another write came in between. */
+  async #save(token: string, archive: RolloutRecord | null): Promise<boolean> {
+    const r = this.#record;
+    if (r === null) return true;
+    const stored: StoredRollout = { record: r, engine: this.#engineState() };
+    if (!(await this.#book.write(stored, token, archive))) return false;
+    this.#cache = r;
+    if (archive !== null) this.#past = [archive, ...this.#past].slice(0, MAX_PAST);
+    this.#setStepMetrics(r);
+    return true;
+  }
+
+  #loadEngine(e: EngineState | null): void {
+    this.#pendingRevision = e?.pendingRevision ?? null;
+    this.#stepStartedAtMs = e?.stepStartedAtMs ?? Number.POSITIVE_INFINITY;
+    this.#earlierTargetRequests = e?.earlierTargetRequests ?? 0;
+    this.#beforeSwitch = e?.beforeSwitch ? decodePoolCounts(e.beforeSwitch) : null;
+    this.#approved = e?.approved ?? false;
+    const p = e?.period ?? null;
+    this.#period =
+      p === null
+        ? null
+        : {
+            start: decodeCounts(p.start),
+            startedAtMs: p.startedAtMs,
+            warm: p.warm === null ? null : decodeCounts(p.warm),
+            frozenBaseline: p.frozenBaseline ? decodePoolCounts(p.frozenBaseline) : null,
+            failureRecorded: p.failureRecorded,
+          };
+  }
+
+  #engineState(): EngineState {
+    const p = this.#period;
+    return {
+      pendingRevision: this.#pendingRevision,
+      stepStartedAtMs: Number.isFinite(this.#stepStartedAtMs) ? this.#stepStartedAtMs : null,
+      earlierTargetRequests: this.#earlierTargetRequests,
+      beforeSwitch: this.#beforeSwitch === null ? null : encodePoolCounts(this.#beforeSwitch),
+      approved: this.#approved,
+      period:
+        p === null
+          ? null
+          : {
+              start: encodeCounts(p.start),
+              startedAtMs: p.startedAtMs,
+              warm: p.warm === null ? null : encodeCounts(p.warm),
+              frozenBaseline: p.frozenBaseline ? encodePoolCounts(p.frozenBaseline) : null,
+              failureRecorded: p.failureRecorded,
+            },
+    };
+  }
+
+  /**
+   * Per-pool counts of every replica: this one's live counters plus, with Redis, the others'
+   * last published ones.
+   */
+  async #clusterCounts(): Promise<CountsSnapshot> {
+    const own = this.#deps.counts();
+    if (!this.#book.shared) return own;
+    const all = await this.#book.replicaCounts();
+    all.delete(this.#deps.replicaId);
+    return sumCounts([own, ...all.values()]);
+  }
+
+  /** Marks the rollout as seen here: the store cannot be read, so nothing advances. */
+  #noteUnreachable(err: unknown): void {
+    this.#log.debug({ err }, 'rollout store unreachable');
+    const r = this.#cache;
+    if (r !== null && ACTIVE.has(r.phase) && r.waiting !== STORE_DOWN) {
+      this.#cache = { ...r, waiting: STORE_DOWN };
+    }
+  }
+
   /** One judging turn: start the period's clock, judge, move on. */
   async #tick(): Promise<void> {
-    const r = this.current();
+    const r = this.#record;
     if (r === null || !ACTIVE.has(r.phase) || this.#state !== 'running') return;
     if (this.#pendingRevision !== null) {
-      if (!(await this.#appliedEverywhere(this.#pendingRevision))) return;
+      const lagging = await this.#lagging(this.#pendingRevision);
+      if (lagging.length > 0) {
+        r.waiting = `waiting for ${lagging.join(', ')} to apply revision ${this.#pendingRevision}`;
+        return;
+      }
       this.#pendingRevision = null;
+      r.waiting = null;
       this.#openPeriod(r);
     }
     const verdict = this.#judge(r, false);
@@ -347,13 +697,15 @@ export class RolloutDriver {
     this.#approved = false;
     r.step = index;
     r.updatedAt = new Date().toISOString();
+    r.stepStartedAt = r.updatedAt;
+    r.waiting = null;
     this.#stepStartedAtMs = Date.now();
     this.#setStepMetrics(r);
     const step = r.steps[index];
     if (step === undefined) return;
     if (isWeightStep(step)) {
       if (this.#period !== null) {
-        const t = countsSince(r.pool, this.#period.start, this.#deps.counts());
+        const t = countsSince(r.pool, this.#period.start, this.#counts);
         this.#earlierTargetRequests += t.requests;
       }
       this.#period = null;
@@ -363,6 +715,7 @@ export class RolloutDriver {
       // The step's clock starts when every live replica routes by the new weights.
       this.#pendingRevision = table?.revision ?? 0;
       this.#stepStartedAtMs = Number.POSITIVE_INFINITY;
+      r.stepStartedAt = null;
     } else {
       this.#decide(r, 'step', `step ${index}: pause ${step.pause}`);
     }
@@ -371,10 +724,11 @@ export class RolloutDriver {
   #openPeriod(r: RolloutRecord): void {
     const now = Date.now();
     this.#stepStartedAtMs = now;
+    r.stepStartedAt = new Date(now).toISOString();
     let frozenBaseline: PoolCounts | null = null;
     if (r.strategy === 'blue-green') frozenBaseline = this.#beforeSwitch ?? EMPTY;
     this.#period = {
-      start: this.#deps.counts(),
+      start: this.#counts,
       startedAtMs: now,
       warm: null,
       frozenBaseline,
@@ -388,7 +742,7 @@ export class RolloutDriver {
     if (period === null) return null;
     const now = Date.now();
     const elapsedMs = now - period.startedAtMs;
-    const counts = this.#deps.counts();
+    const counts = this.#counts;
     if (period.warm === null && elapsedMs >= LATENCY_WARMUP_MS) period.warm = counts;
     const target = countsSince(r.pool, period.start, counts, period.warm);
     const baseline =
@@ -418,12 +772,16 @@ export class RolloutDriver {
   }
 
   /** Keeps a snapshot every SNAPSHOT_EVERY_MS for MAX_LOOKBACK_MS (blue-green's baseline). */
-  #remember(): void {
+  #remember(counts: CountsSnapshot): void {
+    if (!this.#lookbackDue()) return;
     const now = Date.now();
-    const newest = this.#lookback.at(-1);
-    if (newest !== undefined && now - newest.atMs < SNAPSHOT_EVERY_MS) return;
-    this.#lookback.push({ atMs: now, counts: this.#deps.counts() });
+    this.#lookback.push({ atMs: now, counts });
     while ((this.#lookback[0]?.atMs ?? now) < now - MAX_LOOKBACK_MS) this.#lookback.shift();
+  }
+
+  #lookbackDue(): boolean {
+    const newest = this.#lookback.at(-1);
+    return newest === undefined || Date.now() - newest.atMs >= SNAPSHOT_EVERY_MS;
   }
 
   /**
@@ -434,16 +792,18 @@ export class RolloutDriver {
     const now = Date.now();
     const from =
       this.#lookback.find((s) => s.atMs >= now - windowMs)?.counts ?? new Map<string, never>();
-    return countsSince(baseline, from, this.#deps.counts(), from);
+    return countsSince(baseline, from, this.#counts, from);
   }
 
   /**
-   * Seam for many replicas: true once every live replica has applied `revision` (the store's
-   * replica list, as `?wait=all` reads it; the memory store lists this process only).
+   * The live replicas that have not applied `revision` yet (the store's replica list, as
+   * `?wait=all` reads it; the memory store lists this process only). With no live replica at
+   * all (the list not written yet) it names this one: nobody has confirmed the weights.
    */
-  async #appliedEverywhere(revision: number): Promise<boolean> {
+  async #lagging(revision: number): Promise<string[]> {
     const replicas = await this.#deps.store.replicas();
-    return replicas.some((x) => x.live) && replicas.every((x) => !x.live || x.revision >= revision);
+    if (!replicas.some((x) => x.live)) return [this.#deps.replicaId];
+    return replicas.filter((x) => x.live && x.revision < revision).map((x) => x.id);
   }
 
   /** Gives the target `bp` the way POST /v1/canary does; the table after it. */
@@ -490,6 +850,7 @@ export class RolloutDriver {
 
   #finish(r: RolloutRecord, phase: RolloutPhase, action: string, reason: string): void {
     r.phase = phase;
+    r.waiting = null;
     this.#pendingRevision = null;
     this.#period = null;
     this.#decide(r, action, reason);

@@ -4,6 +4,7 @@
  */
 import type { PoolOutcomeSnapshot } from '../data/pool-outcomes.js';
 import type { PoolCounts } from './judge.js';
+import type { LatencyHistogram } from './latency-histogram.js';
 import { isWeightStep } from './rollout-plan.js';
 import type { RolloutRecord } from './rollout-record.js';
 import { TOTAL_BASIS_POINTS } from '../table/types.js';
@@ -42,10 +43,20 @@ export function countsSince(
   if (b === undefined) return EMPTY;
   const from = warm?.get(pool);
   return {
-    requests: b.requests - (a?.requests ?? 0),
-    errors: b.errors - (a?.errors ?? 0),
-    ...(warm === null ? {} : { latency: from ? b.latency.since(from.latency) : b.latency }),
+    // Summed over replicas (Redis), a replica's counts may drop out: never below zero.
+    requests: Math.max(0, b.requests - (a?.requests ?? 0)),
+    errors: Math.max(0, b.errors - (a?.errors ?? 0)),
+    ...(warm === null ? {} : { latency: from ? latencySince(b.latency, from.latency) : b.latency }),
   };
+}
+
+/** `now.since(earlier)`, or everything in `now` when `earlier` is not an earlier snapshot of it. */
+function latencySince(now: LatencyHistogram, earlier: LatencyHistogram): LatencyHistogram {
+  try {
+    return now.since(earlier);
+  } catch {
+    return now;
+  }
 }
 
 /** Judged periods of a rollout (the false-abort budget is split among them). */

@@ -49,9 +49,17 @@ export interface RolloutRecord {
   targetWeightBp: number;
   readonly startedAt: string;
   updatedAt: string;
-  readonly driver: string;
+  /** Id of the replica driving it (the lease holder with Redis). */
+  driver: string;
   readonly analysis: RolloutPlan['analysis'];
   judgement: RolloutJudgement | null;
+  /** When the current step's clock started; null while the replicas have not all applied it. */
+  stepStartedAt?: string | null;
+  /**
+   * Why the rollout is not moving on although progressing: replicas that have not applied the
+   * step's weights yet, or the control store unreachable (as this replica sees it); else null.
+   */
+  waiting?: string | null;
   readonly decisions: RolloutDecision[];
 }
 

@@ -360,18 +360,26 @@ describe('rollouts (memory store)', () => {
 });
 
 describe('rollouts (Redis store)', () => {
-  it('refuses to start one with 501 ROLLOUTS_NOT_SUPPORTED, changing nothing', async () => {
+  it('starts one kept in Redis: the status names the driving replica', async () => {
     const redis = await startRedisServer();
     closers.push(() => redis.close());
     const { app } = await world({ redis: redis.url });
-    const answer = await call(app, 'POST', '/v1/rollouts', { pool: 'canary' });
-    expect(answer.status).toBe(501);
-    expect(errorOf(answer)).toEqual({
-      code: 'ROLLOUTS_NOT_SUPPORTED',
-      message:
-        'rollouts are not yet supported with a Redis control store; they run with the in-memory store',
+    const answer = await call(app, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 20 }, { pause: 'approval' }, { weight: 100 }],
     });
-    expect((await call(app, 'GET', '/v1/rollouts/current')).status).toBe(404);
-    expect(await weights(app)).toEqual({ blue: 10_000, canary: 0 });
+    expect(answer.status).toBe(201);
+    expect(await weights(app)).toEqual({ blue: 8000, canary: 2000 });
+    const current = await call(app, 'GET', '/v1/rollouts/current');
+    expect(current.body).toMatchObject({ pool: 'canary', phase: 'progressing', step: 0 });
+    const stored = await redis.cli(['GET', 'switchyard:{default}:rollout']);
+    expect(JSON.parse(stored)).toMatchObject({ record: { id: answer.body.id } });
+    await eventually(
+      async () =>
+        expect((await call(app, 'GET', '/v1/rollouts/current')).body.driver).toBe(
+          app.app.replicaId,
+        ),
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
   });
 });

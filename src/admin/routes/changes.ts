@@ -46,6 +46,9 @@ const WAIT_QUERY = [
 /** Status codes every change may answer besides 200. */
 const CHANGE_ERRORS = [400, 404, 409, 413, 415, 503, 504] as const;
 
+/** How long a weight change waits for the rollout state from the store before its guard. */
+const GUARD_READ_MS = 300;
+
 /** Request header naming the person or tool behind a change (issue 11). */
 export const ACTOR_HEADER = 'x-switchyard-actor';
 
@@ -86,6 +89,9 @@ export function changeRoutes(
     ctx: RouteContext,
     command: Record<string, unknown>,
   ): Promise<void> => {
+    // With Redis another replica may have started one: read the store, not just the last read
+    // (bounded: a hanging store must not delay the change's own fast 503).
+    await deps.rollouts?.refresh({ maxWaitMs: GUARD_READ_MS });
     const r = deps.rollouts?.current();
     if (r === null || r === undefined || deps.rollouts?.ownsWeights() !== true) return;
     throw await refuse(
@@ -267,6 +273,7 @@ export function changeRoutes(
       handle: async (ctx) => {
         const command = { ...(await readObject(ctx)), op: 'rollback' };
         const rollouts = deps.rollouts;
+        await rollouts?.refresh({ maxWaitMs: GUARD_READ_MS });
         if (rollouts?.ownsWeights() === true) {
           // SPEC §9: a rollback during a rollout aborts it (the target back to 0 in one revision).
           const wait = parseWaitQuery(ctx.query);

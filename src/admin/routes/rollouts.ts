@@ -1,8 +1,7 @@
 /**
  * Rollouts (SPEC §9): start one, read its status, and promote, pause, resume or abort it. The
- * engine (RolloutDriver) runs in this process; with a Redis control store rollouts are refused
- * for now (ROLLOUTS_NOT_SUPPORTED) because their state, the per-replica counts and the
- * driver lease are not shared through Redis yet.
+ * engine (RolloutDriver) keeps the rollout in the control store: with Redis any replica answers
+ * and takes these calls, one replica drives (see rollout-driver.ts).
  */
 import { z } from 'zod';
 import { fail } from '../../errors.js';
@@ -57,6 +56,18 @@ export const rolloutSchema = z.object({
     })
     .nullable()
     .describe('The live judgement of the current weight (null before one is applied)'),
+  stepStartedAt: z
+    .string()
+    .nullable()
+    .optional()
+    .describe("When the step's clock started; null until every live replica applied its weights"),
+  waiting: z
+    .string()
+    .nullable()
+    .optional()
+    .describe(
+      'Why it does not move on: replicas that have not applied the weights, or the control store unreachable',
+    ),
   decisions: z.array(
     z.object({
       time: z.string(),
@@ -117,20 +128,15 @@ export function rolloutRoutes(deps: AdminDeps): Route[] {
       auth: 'token',
       summary: 'Start a rollout: move traffic to the target in judged steps (SPEC §9)',
       description:
-        'One at a time: 409 ROLLOUT_IN_PROGRESS while another is progressing, paused or awaiting approval. With a Redis control store: 501 ROLLOUTS_NOT_SUPPORTED (not yet supported).',
+        'One at a time per namespace: 409 ROLLOUT_IN_PROGRESS while another is progressing, paused or awaiting approval. With Redis any replica may take it; one replica drives it under a lease.',
       body: startBody,
       okStatus: 201,
-      errors: [400, 404, 409, 413, 415, 501, 503],
+      errors: [400, 404, 409, 413, 415, 503],
       response: rolloutSchema,
       handle: async (ctx) => {
         const body = await readJsonBody(ctx.req);
-        if (deps.store.status().kind !== 'memory') {
-          throw fail(
-            'ROLLOUTS_NOT_SUPPORTED',
-            'rollouts are not yet supported with a Redis control store; they run with the in-memory store',
-          );
-        }
         const d = driver();
+        await d.refresh();
         if (d.ownsWeights()) {
           const r = current();
           throw fail(
@@ -149,13 +155,16 @@ export function rolloutRoutes(deps: AdminDeps): Route[] {
       summary: 'The newest rollout with its live judgement and decisions',
       errors: [404],
       response: rolloutSchema,
-      handle: () => Promise.resolve({ status: 200, json: current() }),
+      handle: async () => {
+        await deps.rollouts?.refresh();
+        return { status: 200, json: current() };
+      },
     },
     {
       method: 'GET',
       path: '/v1/rollouts',
       auth: 'token',
-      summary: 'Recent rollouts, newest first (kept in memory: the last 20)',
+      summary: 'Recent rollouts, newest first (the store keeps the last 20)',
       query: [
         {
           name: 'limit',
@@ -165,11 +174,11 @@ export function rolloutRoutes(deps: AdminDeps): Route[] {
       ],
       errors: [400],
       response: z.object({ rollouts: z.array(rolloutSchema) }),
-      handle: ({ query }) =>
-        Promise.resolve({
-          status: 200,
-          json: { rollouts: deps.rollouts?.list(parseLimit(query.get('limit'))) ?? [] },
-        }),
+      handle: async ({ query }) => {
+        const limit = parseLimit(query.get('limit'));
+        await deps.rollouts?.refresh({ past: true });
+        return { status: 200, json: { rollouts: deps.rollouts?.list(limit) ?? [] } };
+      },
     },
     control(
       'promote',

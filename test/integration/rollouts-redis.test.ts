@@ -1,0 +1,534 @@
+/**
+ * Rollouts with the Redis control store (SPEC §9 "Many replicas", issue 12): two real proxy
+ * processes (`node dist/src/main.js proxy`, built by `npm run build`) on one real redis-server,
+ * real reference servers (a failing one through its error rate), real keep-alive load through
+ * both replicas. SIGKILL and SIGSTOP hit the processes themselves. Bounds are generous for a busy
+ * 2-core machine; the lease is shortened (`--rollout-lease`) where a takeover is awaited.
+ */
+import { describe, expect, it } from 'vitest';
+import { closeAfterEach } from '../helpers/closers.js';
+import { eventually } from '../helpers/eventually.js';
+import { startLoad } from '../helpers/keepalive-load.js';
+import { spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
+import { startReference } from '../helpers/reference.js';
+
+const closers = closeAfterEach();
+
+const COMMANDS = 'switchyard:{default}:commands';
+
+/** One replica: its process and the id it registered with. */
+interface Replica {
+  readonly proc: ProxyProcess;
+  readonly id: string;
+}
+
+interface World {
+  readonly redis: RedisServerHandle;
+  readonly a: Replica;
+  readonly b: Replica;
+}
+
+interface Rollout {
+  id: string;
+  pool: string;
+  phase: string;
+  step: number;
+  targetWeightBp: number;
+  driver: string;
+  stepStartedAt?: string | null;
+  waiting?: string | null;
+  judgement: { verdict: string } | null;
+  decisions: Array<{ time: string; action: string; reason: string }>;
+}
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+async function call(r: Replica, method: string, path: string, body?: unknown): Promise<Answer> {
+  const res = await fetch(`${r.proc.adminUrl}${path}`, {
+    method,
+    headers: method === 'GET' ? {} : { 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
+  };
+}
+
+async function current(r: Replica): Promise<Rollout> {
+  const answer = await call(r, 'GET', '/v1/rollouts/current');
+  expect(answer.status).toBe(200);
+  return answer.body as unknown as Rollout;
+}
+
+async function weights(r: Replica): Promise<Record<string, number>> {
+  const state = await call(r, 'GET', '/v1/state');
+  return (state.body.table as { weights: Record<string, number> }).weights;
+}
+
+/**
+ * Two replicas of namespace `default` on a fresh redis-server, blue (100 %) and canary (0 %)
+ * reference servers failing at the given shares; resolves once both are registered and live.
+ */
+async function world(
+  options: { blueErrorRate?: number; canaryErrorRate?: number; lease?: string } = {},
+): Promise<World> {
+  const redis = await startRedisServer();
+  closers.push(() => redis.close());
+  const blue = await startReference({
+    pool: 'blue',
+    version: '1111111',
+    errorRate: options.blueErrorRate ?? 0,
+  });
+  closers.push(blue.close);
+  const canary = await startReference({
+    pool: 'canary',
+    version: '3333333',
+    errorRate: options.canaryErrorRate ?? 0,
+  });
+  closers.push(canary.close);
+  const args = [
+    '--redis',
+    redis.url,
+    '--pool',
+    `blue=1111111@${blue.url}`,
+    '--pool',
+    `canary=3333333@${canary.url}`,
+    '--shutdown-delay',
+    '0s',
+    '--rollout-lease',
+    options.lease ?? '5s',
+  ];
+  const replicas: Replica[] = [];
+  for (let i = 0; i < 2; i += 1) {
+    const proc = await spawnProxy(args, [], { env: { LOG_LEVEL: 'info' } });
+    closers.push(() => proc.kill());
+    const state = await fetch(`${proc.adminUrl}/v1/state`);
+    const id = ((await state.json()) as { replica: string }).replica;
+    replicas.push({ proc, id });
+  }
+  const [a, b] = replicas as [Replica, Replica];
+  await eventually(
+    async () => {
+      const answer = await call(a, 'GET', '/v1/replicas');
+      const list = answer.body.replicas as Array<{ id: string; live: boolean }>;
+      expect(list.filter((x) => x.live).map((x) => x.id)).toEqual(
+        expect.arrayContaining([a.id, b.id]),
+      );
+    },
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
+  return { redis, a, b };
+}
+
+/** About 100 req/s through each replica (2 keep-alive clients, 20 ms pause), ~200 in all. */
+function loadBoth(w: World): void {
+  for (const r of [w.a, w.b]) {
+    const running = startLoad({ origin: r.proc.proxyUrl, clients: 2, pauseMs: 20 });
+    closers.push(() => running.stop());
+  }
+}
+
+/** The replica holding the driver lease. */
+async function leaseHolder(w: World): Promise<Replica> {
+  const id = await eventually(
+    async () => {
+      const holder = (await w.redis.cli(['GET', 'switchyard:{default}:rollout-lease'])).trim();
+      expect([w.a.id, w.b.id]).toContain(holder);
+      return holder;
+    },
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
+  return id === w.a.id ? w.a : w.b;
+}
+
+describe('rollouts with Redis (two replica processes)', () => {
+  it('aborts a target answering 20 % 500s within 5 s of its first step, on both replicas', async () => {
+    const w = await world({ canaryErrorRate: 0.2 });
+    loadBoth(w);
+    const started = await call(w.b, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 20 }, { pause: '1m' }, { weight: 100 }],
+    });
+    expect(started.status).toBe(201);
+    const id = started.body.id as string;
+
+    const r = await eventually(
+      async () => {
+        const now = await current(w.a);
+        expect(now.phase).toBe('aborted');
+        return now;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const step = r.decisions.find((d) => d.action === 'step');
+    const abort = r.decisions.find((d) => d.action === 'abort');
+    expect(step && abort).toBeTruthy();
+    const abortMs = Date.parse(abort!.time) - Date.parse(step!.time);
+    console.log(`[rollouts-redis] 20 % failing canary aborted ${abortMs} ms after its first step`);
+    expect(abortMs).toBeLessThan(5_000);
+    expect(abort!.reason).toMatch(
+      /^canary 5xx [\d,]+\/[\d,]+ \([\d.]+ %\) vs blue [\d,]+\/[\d,]+ \(/,
+    );
+    expect(r.targetWeightBp).toBe(0);
+    // Started on b: the driver named from the start is the lease holder, not replaced later.
+    expect(started.body.driver).toBe(r.driver);
+    expect(r.decisions.map((d) => d.action)).not.toContain('driver');
+    // Both replicas route by the abort's table, and both report the same rollout.
+    for (const replica of [w.a, w.b]) {
+      await eventually(async () =>
+        expect(await weights(replica)).toEqual({ blue: 10_000, canary: 0 }),
+      );
+      expect((await current(replica)).id).toBe(id);
+    }
+    const history = await call(w.a, 'GET', '/v1/history?limit=5');
+    const entries = history.body.history as Array<{ actor: string; note?: string }>;
+    expect(entries[0]).toMatchObject({ actor: `rollout:${id}` });
+    expect(entries[0]!.note).toContain('aborted: canary 5xx');
+
+    // The driving replica counted the decision; every replica shows the phase.
+    const driver = r.driver === w.a.id ? w.a : w.b;
+    const metrics = await (await fetch(`${driver.proc.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('switchyard_rollout_decisions_total{action="abort"} 1');
+    for (const replica of [w.a, w.b]) {
+      await eventually(async () => {
+        const text = await (await fetch(`${replica.proc.adminUrl}/metrics`)).text();
+        expect(text).toContain('switchyard_rollout_phase{pool="canary",phase="aborted"} 1');
+        expect(text).toContain('switchyard_rollout_target_weight_basis_points 0');
+      });
+    }
+  });
+
+  it('walks a healthy target (both pools 1 % 500s) through short steps to 100 %', async () => {
+    const w = await world({ blueErrorRate: 0.01, canaryErrorRate: 0.01 });
+    loadBoth(w);
+    const started = await call(w.a, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [
+        { weight: 20 },
+        { pause: '1s' },
+        { basisPoints: 5000 },
+        { pause: '1s' },
+        { weight: 100 },
+      ],
+      analysis: { minRequests: 40, minRequestsToPromote: 80, tolerance: { points: 20 } },
+    });
+    expect(started.status).toBe(201);
+    const r = await eventually(
+      async () => {
+        const now = await current(w.b);
+        expect(now.phase).toBe('promoted');
+        return now;
+      },
+      { timeoutMs: 45_000, intervalMs: 200 },
+    );
+    expect(r.targetWeightBp).toBe(10_000);
+    expect(r.decisions.filter((d) => d.action === 'pass').length).toBe(2);
+    // Judged on the sum of both replicas' counts: the evidence needed is there.
+    for (const replica of [w.a, w.b]) {
+      await eventually(async () =>
+        expect(await weights(replica)).toEqual({ blue: 0, canary: 10_000 }),
+      );
+    }
+  });
+
+  it('the driver SIGKILLed mid-rollout: the other replica goes on from the same step', async () => {
+    const leaseMs = 2000;
+    const w = await world({ lease: `${leaseMs}ms` });
+    loadBoth(w);
+    const started = await call(w.a, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 20 }, { pause: 'approval' }, { weight: 100 }],
+      analysis: { minRequests: 20, minRequestsToPromote: 20 },
+    });
+    expect(started.status).toBe(201);
+    // Step 1 is entered by the lease holder's tick, which names itself the driver.
+    const before = await eventually(
+      async () => {
+        const now = await current(w.b);
+        expect(now.step).toBe(1);
+        expect([w.a.id, w.b.id]).toContain(now.driver);
+        return now;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    const driver = before.driver === w.a.id ? w.a : w.b;
+    const survivor = driver === w.a ? w.b : w.a;
+    const killedAt = Date.now();
+    await driver.proc.kill();
+
+    const after = await eventually(
+      async () => {
+        const now = await current(survivor);
+        expect(now.driver).toBe(survivor.id);
+        return now;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    const tookOverMs = Date.now() - killedAt;
+    console.log(`[rollouts-redis] lease ${leaseMs} ms: taken over ${tookOverMs} ms after SIGKILL`);
+    // The lease runs out within leaseMs of the last renewal and the survivor tries right then;
+    // the rest is slack for a busy machine (and this test's polling).
+    expect(tookOverMs).toBeLessThan(leaseMs + 2000);
+    expect(after).toMatchObject({ id: before.id, step: 1, phase: 'progressing' });
+    expect(after.decisions.map((d) => d.action)).not.toContain('abort');
+    expect(after.decisions.filter((d) => d.action === 'start')).toHaveLength(1);
+    const takeover = after.decisions.find(
+      (d) => d.action === 'driver' && d.reason.startsWith(survivor.id),
+    );
+    expect(takeover?.reason).toContain('from step 1');
+
+    // And it finishes the rollout from there.
+    expect((await call(survivor, 'POST', '/v1/rollouts/current/promote', {})).status).toBe(200);
+    await eventually(async () => expect((await current(survivor)).phase).toBe('promoted'), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
+    expect(await weights(survivor)).toEqual({ blue: 0, canary: 10_000 });
+  });
+
+  it('starts one from a rollout-start entry written with redis-cli XADD; rejects a bad one', async () => {
+    const w = await world();
+    const bad = await w.redis.cli([
+      'XADD',
+      COMMANDS,
+      '*',
+      'cmd',
+      JSON.stringify({ op: 'rollout-start', pool: 'nope' }),
+    ]);
+    await w.redis.cli([
+      'XADD',
+      COMMANDS,
+      '*',
+      'cmd',
+      JSON.stringify({
+        op: 'rollout-start',
+        pool: 'canary',
+        steps: [{ weight: 10 }, { pause: 'approval' }, { weight: 100 }],
+      }),
+    ]);
+    for (const replica of [w.a, w.b]) {
+      await eventually(
+        async () => expect(await current(replica)).toMatchObject({ pool: 'canary', step: 1 }),
+        { timeoutMs: 20_000, intervalMs: 100 },
+      );
+      await eventually(async () =>
+        expect(await weights(replica)).toEqual({ blue: 9000, canary: 1000 }),
+      );
+    }
+    const history = await call(w.a, 'GET', '/v1/history?limit=10');
+    const entries = history.body.history as Array<{
+      result: string;
+      source: string;
+      reason?: { code: string; message: string };
+    }>;
+    const rejected = entries.filter((e) => e.result === 'rejected');
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]).toMatchObject({ source: 'redis', reason: { code: 'UNKNOWN_POOL' } });
+    expect(bad.trim()).toMatch(/^\d+-\d+$/);
+
+    // The other commands: pause, resume, abort with a reason; a bad one is rejected.
+    const xadd = (cmd: unknown): Promise<string> =>
+      w.redis.cli(['XADD', COMMANDS, '*', 'cmd', JSON.stringify(cmd)]);
+    await xadd({ op: 'rollout-pause' });
+    await eventually(async () => expect((await current(w.b)).phase).toBe('paused'));
+    await xadd({ op: 'rollout-resume', extra: 1 });
+    await xadd({ op: 'rollout-abort', reason: 'bad build 1234' });
+    const r = await eventually(async () => {
+      const now = await current(w.b);
+      expect(now.phase).toBe('aborted');
+      return now;
+    });
+    expect(r.decisions.at(-1)).toMatchObject({ action: 'abort', reason: 'bad build 1234' });
+    const after = await call(w.a, 'GET', '/v1/history?limit=20');
+    const reasons = (after.body.history as Array<{ result: string; reason?: { message: string } }>)
+      .filter((e) => e.result === 'rejected')
+      .map((e) => e.reason?.message);
+    expect(reasons).toContain('extra: unknown field');
+  });
+
+  it('a step clock waits while a live replica (SIGSTOPped) has not applied the weights', async () => {
+    const w = await world();
+    const holder = await leaseHolder(w);
+    const other = holder === w.a ? w.b : w.a;
+    other.proc.child.kill('SIGSTOP');
+    let stopped = true;
+    closers.push(() => {
+      if (stopped) other.proc.child.kill('SIGCONT');
+    });
+    const started = await call(holder, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 20 }, { pause: 'approval' }, { weight: 100 }],
+    });
+    expect(started.status).toBe(201);
+    // The stopped replica stays live (5 s since its last heartbeat) but cannot apply anything.
+    const waiting = await eventually(
+      async () => {
+        const now = await current(holder);
+        expect(now.waiting).toContain(other.id);
+        return now;
+      },
+      { timeoutMs: 3000, intervalMs: 50 },
+    );
+    expect(waiting).toMatchObject({ step: 0, stepStartedAt: null, judgement: null });
+    const resumedAt = Date.now();
+    other.proc.child.kill('SIGCONT');
+    stopped = false;
+    const r = await eventually(
+      async () => {
+        const now = await current(holder);
+        expect(now.stepStartedAt).toEqual(expect.any(String));
+        return now;
+      },
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
+    expect(Date.parse(r.stepStartedAt!)).toBeGreaterThanOrEqual(resumedAt - 50);
+    expect(r.waiting ?? null).toBeNull();
+  });
+
+  it('manual canary during a rollout is refused on any replica and in Redis; rollback aborts it', async () => {
+    const w = await world();
+    const started = await call(w.a, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 10 }, { pause: 'approval' }, { weight: 100 }],
+    });
+    expect(started.status).toBe(201);
+    const canary = await call(w.b, 'POST', '/v1/canary', { pool: 'canary', percent: 50 });
+    expect(canary.status).toBe(409);
+    expect((canary.body.error as { code: string }).code).toBe('ROLLOUT_IN_PROGRESS');
+    const second = await call(w.b, 'POST', '/v1/rollouts', { pool: 'canary' });
+    expect(second.status).toBe(409);
+    // The same move written to the commands stream is refused and recorded too.
+    await w.redis.cli([
+      'XADD',
+      COMMANDS,
+      '*',
+      'cmd',
+      JSON.stringify({ op: 'canary', pool: 'canary', percent: 50 }),
+    ]);
+    await eventually(async () => {
+      const history = await call(w.a, 'GET', '/v1/history?limit=5');
+      const entries = history.body.history as Array<{ source: string; reason?: { code: string } }>;
+      expect(entries).toContainEqual(
+        expect.objectContaining({
+          source: 'redis',
+          reason: expect.objectContaining({ code: 'ROLLOUT_IN_PROGRESS' }) as unknown,
+        }),
+      );
+    });
+    for (const replica of [w.a, w.b]) {
+      expect(await weights(replica)).toEqual({ blue: 9000, canary: 1000 });
+    }
+
+    const rollback = await call(w.b, 'POST', '/v1/rollback', {});
+    expect(rollback.status).toBe(200);
+    const r = await current(w.a);
+    expect(r.phase).toBe('aborted');
+    expect(r.decisions.at(-1)?.reason).toContain('rolled back');
+    for (const replica of [w.a, w.b]) {
+      await eventually(async () =>
+        expect(await weights(replica)).toEqual({ blue: 10_000, canary: 0 }),
+      );
+    }
+    // Past rollouts are listed from the store by every replica.
+    const again = await call(w.b, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 10 }, { pause: 'approval' }, { weight: 100 }],
+    });
+    expect(again.status).toBe(201);
+    // A rollback written to the commands stream aborts it as well.
+    await w.redis.cli(['XADD', COMMANDS, '*', 'cmd', JSON.stringify({ op: 'rollback' })]);
+    await eventually(async () => expect((await current(w.a)).phase).toBe('aborted'), {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    });
+    for (const replica of [w.a, w.b]) {
+      await eventually(async () =>
+        expect(await weights(replica)).toEqual({ blue: 10_000, canary: 0 }),
+      );
+    }
+    const list = await call(w.a, 'GET', '/v1/rollouts?limit=5');
+    expect((list.body.rollouts as Rollout[]).map((x) => x.id)).toEqual([
+      again.body.id,
+      started.body.id,
+    ]);
+  });
+
+  it('with Redis unreachable nothing advances and the status says why', async () => {
+    const w = await world();
+    loadBoth(w);
+    const started = await call(w.a, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 20 }, { pause: '2s' }, { weight: 100 }],
+      // A wide tolerance: the pass needs little evidence, so the test is about the outage.
+      analysis: { minRequests: 20, minRequestsToPromote: 20, tolerance: { points: 20 } },
+    });
+    expect(started.status).toBe(201);
+    await eventually(async () => expect((await current(w.b)).step).toBe(1), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
+    w.redis.pause();
+    let paused = true;
+    closers.push(() => {
+      if (paused) w.redis.resume();
+    });
+    // Past the 2 s pause: the step would be over, but nothing can be written or confirmed.
+    for (const replica of [w.a, w.b]) {
+      const r = await eventually(
+        async () => {
+          const now = await current(replica);
+          expect(now.waiting).toMatch(/control store unreachable/);
+          return now;
+        },
+        { timeoutMs: 15_000, intervalMs: 200 },
+      );
+      expect(r).toMatchObject({ step: 1, phase: 'progressing' });
+    }
+    const refused = await call(w.a, 'POST', '/v1/rollouts/current/pause', {});
+    expect(refused.status).toBe(503);
+    w.redis.resume();
+    paused = false;
+    const r = await eventually(
+      async () => {
+        const now = await current(w.a);
+        expect(now.phase).toBe('promoted');
+        return now;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(r.waiting ?? null).toBeNull();
+  });
+
+  it('judges every replica’s traffic: load only through the replica that does not drive', async () => {
+    const w = await world({ canaryErrorRate: 0.2 });
+    const holder = await leaseHolder(w);
+    const other = holder === w.a ? w.b : w.a;
+    const running = startLoad({ origin: other.proc.proxyUrl, clients: 4, pauseMs: 10 });
+    closers.push(() => running.stop());
+    const started = await call(holder, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 20 }, { pause: '1m' }, { weight: 100 }],
+    });
+    expect(started.status).toBe(201);
+    // The driver itself proxies nothing: only the other replica's published counts can fail it.
+    const r = await eventually(
+      async () => {
+        const now = await current(holder);
+        expect(now.phase).toBe('aborted');
+        return now;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    expect(r.driver).toBe(holder.id);
+    const abort = r.decisions.find((d) => d.action === 'abort');
+    expect(abort?.reason).toMatch(/^canary 5xx [1-9][\d,]*\/[\d,]+ /);
+    const metrics = await (await fetch(`${holder.proc.adminUrl}/metrics`)).text();
+    expect(metrics).not.toMatch(/switchyard_requests_total\{[^}]*pool="canary"[^}]*\} [1-9]/);
+  });
+});
