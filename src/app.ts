@@ -15,6 +15,8 @@ import { ProxyServer } from './data/proxy-server.js';
 import { createLogger, type Logger } from './observability/logger.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { RolloutDriver } from './rollout/rollout-driver.js';
+import { RolloutHooks } from './rollout/rollout-hooks.js';
+import { WebhookSender } from './rollout/webhook-sender.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -92,12 +94,16 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   let state: AppState = 'idle';
   let shuttingDown = false;
   const isReady = (): boolean => state === 'running' && !shuttingDown && feed.current() !== null;
+  // Release webhooks and the drained record (SPEC §10); the secret comes from the environment.
+  const webhooks = new WebhookSender({ secret: config.webhookSecret, logger });
+  const hooks = new RolloutHooks({ sender: webhooks, store, logger });
   const rollouts = new RolloutDriver({
     store,
     counts: () => proxy.poolCounts(),
     replicaId,
     logger,
     metrics,
+    hooks,
   });
   const admin = new AdminServer(config, {
     logger: logger.child({ component: 'admin' }),
@@ -159,6 +165,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       // Reverse of start, except the admin API closes last: /readyz keeps answering 503 (and
       // /metrics keeps answering) while the proxy drains.
       await step(() => rollouts.close());
+      await step(() => hooks.close());
+      await step(() => webhooks.close());
       await step(() => proxy.close());
       if (ownsStore) await step(() => store.close());
       await step(() => admin.close());

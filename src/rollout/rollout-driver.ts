@@ -32,6 +32,7 @@ import {
   type CountsSnapshot,
   type Period,
 } from './rollout-period.js';
+import type { RolloutHooks } from './rollout-hooks.js';
 import { isWeightStep, type RolloutPlan } from './rollout-plan.js';
 import {
   ACTIVE,
@@ -53,6 +54,8 @@ export interface RolloutDriverDeps {
   readonly metrics: Metrics;
   /** Judging interval (default 1000 ms). */
   readonly tickMs?: number;
+  /** Release webhooks and the drained record (SPEC §10); none when absent. */
+  readonly hooks?: RolloutHooks | undefined;
 }
 
 /** Rollouts kept for `GET /v1/rollouts` (newest first). */
@@ -84,6 +87,10 @@ export class RolloutDriver {
   readonly #lookback: Array<{ atMs: number; counts: CountsSnapshot }> = [];
   /** Set by promote() until the step is left: a human approval skips the pass gate. */
   #approved = false;
+  /** SPEC §10: the weight step waiting for its webhook gates; null when none. */
+  #gatedStep: number | null = null;
+  /** True while the rollout is paused because a `pre-step` gate failed (retries go on). */
+  #gatePaused = false;
 
   constructor(deps: RolloutDriverDeps) {
     this.#deps = deps;
@@ -159,6 +166,8 @@ export class RolloutDriver {
         analysis: plan.analysis,
         judgement: null,
         decisions: [],
+        webhooks: plan.webhooks,
+        drainedAt: null,
       };
       if (plan.version !== null || plan.endpoints !== null) {
         // Deployed before the rollout is recorded: a refused deploy (POOL_LIVE...) starts nothing.
@@ -187,7 +196,7 @@ export class RolloutDriver {
         'start',
         `${plan.pool} against ${plan.baseline}, ${plan.steps.length} step(s)${plan.analysis.dryRun ? ', dry run' : ''}`,
       );
-      await this.#enterStep(record, 0);
+      await this.#enterGated(record, 0);
       return record;
     });
   }
@@ -289,6 +298,11 @@ export class RolloutDriver {
         this.#decide(r, 'abort', verdict.reason, true);
       }
     }
+    if (this.#gatedStep !== null) {
+      if (r.phase === 'progressing' || (r.phase === 'paused' && this.#gatePaused))
+        await this.#passGates(r);
+      return;
+    }
     if (r.phase !== 'progressing') return;
     await this.#advance(r);
   }
@@ -296,6 +310,11 @@ export class RolloutDriver {
   /** Moves on from the current step when it is done. */
   async #advance(r: RolloutRecord): Promise<void> {
     if (this.#pendingRevision !== null) return;
+    if (this.#gatedStep !== null) {
+      // Only a human approval (promote) gets past failing gates.
+      if (this.#approved) await this.#enterStep(r, this.#gatedStep);
+      return;
+    }
     const step = r.steps[r.step];
     if (step === undefined) return;
     const now = Date.now();
@@ -316,8 +335,53 @@ export class RolloutDriver {
     const next = r.steps[r.step + 1];
     const leavesPeriod = next === undefined || isWeightStep(next);
     if (leavesPeriod && !this.#approved && !this.#gatePasses(r)) return;
+    await this.#enterGated(r, r.step + 1);
+  }
+
+  /** Enters step `index`; a weight step waits for its webhook gates first (SPEC §10). */
+  async #enterGated(r: RolloutRecord, index: number): Promise<void> {
+    const step = r.steps[index];
+    const approved = this.#approved;
     this.#approved = false;
-    await this.#enterStep(r, r.step + 1);
+    if (this.#deps.hooks === undefined || approved || step === undefined || !isWeightStep(step)) {
+      await this.#enterStep(r, index);
+      return;
+    }
+    this.#gatedStep = index;
+    this.#gatePaused = false;
+    await this.#passGates(r);
+  }
+
+  /** Reads the gates of the step waiting for them and acts on the answer. */
+  async #passGates(r: RolloutRecord): Promise<void> {
+    const index = this.#gatedStep;
+    const hooks = this.#deps.hooks;
+    if (index === null || hooks === undefined) return;
+    const gate = hooks.checkGates(r, index);
+    switch (gate.kind) {
+      case 'wait':
+        return;
+      case 'open':
+        if (this.#gatePaused && r.phase === 'paused') {
+          r.phase = 'progressing';
+          this.#decide(r, 'resume', `step ${index}: the pre-step gate passed`);
+        }
+        await this.#enterStep(r, index);
+        return;
+      case 'abort':
+        await this.#abortNow(r, gate.reason);
+        return;
+      case 'pause':
+        r.phase = 'paused';
+        this.#gatePaused = true;
+        this.#decide(r, 'pause', gate.reason);
+        return;
+      case 'overdue':
+        r.phase = 'awaiting-approval';
+        this.#gatePaused = false;
+        this.#decide(r, 'awaiting-approval', gate.reason);
+        return;
+    }
   }
 
   /** True when the period may be left: `pass`, or a dry run's timed step. Marks overdue. */
@@ -345,6 +409,8 @@ export class RolloutDriver {
 
   async #enterStep(r: RolloutRecord, index: number): Promise<void> {
     this.#approved = false;
+    this.#gatedStep = null;
+    this.#gatePaused = false;
     r.step = index;
     r.updatedAt = new Date().toISOString();
     this.#stepStartedAtMs = Date.now();
@@ -492,6 +558,7 @@ export class RolloutDriver {
     r.phase = phase;
     this.#pendingRevision = null;
     this.#period = null;
+    this.#gatedStep = null;
     this.#decide(r, action, reason);
     this.#setStepMetrics(r);
   }
@@ -509,6 +576,7 @@ export class RolloutDriver {
     r.updatedAt = decision.time;
     this.#deps.metrics.rolloutDecisions.inc({ action });
     this.#log.info({ rollout: r.id, pool: r.pool, action, reason, dryRun }, 'rollout decision');
+    this.#deps.hooks?.onDecision(r, decision);
   }
 
   #setStepMetrics(r: RolloutRecord): void {
