@@ -248,6 +248,32 @@ describe('release webhooks (SPEC §10)', () => {
     });
   });
 
+  it('a pre-step gate failing past maxStepDuration waits for approval; promote gets past it', async () => {
+    const t = await startColourApp(closers);
+    const receiver = await startReceiver((path) => (path === '/gate' ? 503 : 204));
+    const started = await postJson(`${t.adminUrl}/v1/rollouts`, {
+      pool: 'canary',
+      steps: [{ weight: 100 }],
+      analysis: { maxStepDuration: '3s' },
+      webhooks: [{ url: `${receiver.url}/gate`, events: ['pre-step'] }],
+    });
+    expect(started.status).toBe(201);
+    await reach(t, 'paused');
+    const waiting = await reach(t, 'awaiting-approval');
+    expect(waiting.targetWeightBp).toBe(0);
+    expect(lastDecision(waiting).reason).toMatch(
+      new RegExp(
+        `^pre-step gate failed: ${receiver.url}/gate 503, still after 3 s: promote by hand`,
+      ),
+    );
+    // Retried meanwhile (every 2 s), each call recorded.
+    expect(receiver.of('/gate').length).toBeGreaterThanOrEqual(2);
+    const promote = await postJson(`${t.adminUrl}/v1/rollouts/current/promote`, {});
+    expect(promote.status).toBe(200);
+    const r = await reach(t, 'promoted');
+    expect(r.targetWeightBp).toBe(10_000);
+  });
+
   it('signs the exact body with SWITCHYARD_WEBHOOK_SECRET: verifies with it, fails with another', async () => {
     const secret = 'webhook-secret-0123456789abcdef';
     const t = await startColourApp(closers, { webhookSecret: secret });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseWebhookFlag } from '../../../src/cli/rollout-command.js';
 import { signBody } from '../../../src/rollout/webhook-sender.js';
 import { parseWebhooks } from '../../../src/rollout/webhooks.js';
 
@@ -63,6 +64,23 @@ describe('signBody', () => {
   it('is sha256=<hex HMAC-SHA256> of the exact body (RFC 4231 test case 2)', () => {
     expect(signBody('Jefe', 'what do ya want for nothing?')).toBe(
       'sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
+    );
+  });
+});
+
+describe('switchyard rollout start --webhook EVENTS=URL', () => {
+  it('reads the events and the URL, with the timeout of --webhook-timeout', () => {
+    expect(parseWebhookFlag('pre-rollout,promoted=https://ci.example.com/h?a=b', '30s')).toEqual({
+      url: 'https://ci.example.com/h?a=b',
+      events: ['pre-rollout', 'promoted'],
+      timeout: '30s',
+    });
+    expect(parseWebhookFlag('drained=http://127.0.0.1:9/x', undefined)).toEqual({
+      url: 'http://127.0.0.1:9/x',
+      events: ['drained'],
+    });
+    expect(() => parseWebhookFlag('https://ci.example.com/h', undefined)).toThrow(
+      /^--webhook: "https:\/\/ci.example.com\/h" is not EVENTS=URL/,
     );
   });
 });
