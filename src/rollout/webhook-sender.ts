@@ -187,7 +187,14 @@ export class WebhookSender {
           const result = await this.call(d.hook, d.event, d.body, attempt, d.id);
           if (this.#closed) break;
           report(d, result, this.#log);
-          if (result.ok || attempt === maxAttempts) break;
+          if (result.ok) break;
+          if (attempt === maxAttempts) {
+            this.#log.warn(
+              { event: d.event, url: d.hook.url, attempts: attempt, outcome: result.outcome },
+              'webhook delivery failed',
+            );
+            break;
+          }
           await this.#sleep(Math.min(maxBackoffMs, backoffMs * 2 ** (attempt - 1)));
         }
         if (this.#closed) return;

@@ -297,6 +297,50 @@ describe('release webhooks (SPEC §10)', () => {
     }
   });
 
+  it('retries a failing notification with backoff, at most 4 tries, the same delivery id', async () => {
+    const t = await startColourApp(closers);
+    // /flaky fails its first two calls; /down always fails.
+    const receiver = await startReceiver((path, n) => (path === '/flaky' && n > 2 ? 200 : 503));
+    const started = await postJson(`${t.adminUrl}/v1/rollouts`, {
+      pool: 'canary',
+      steps: [{ weight: 100 }],
+      webhooks: [
+        { url: `${receiver.url}/flaky`, events: ['promoted'] },
+        { url: `${receiver.url}/down`, events: ['promoted'] },
+      ],
+    });
+    expect(started.status).toBe(201);
+    await reach(t, 'promoted');
+    const r = await eventually(
+      async () => {
+        const now = await current(t);
+        const calls = now.decisions.filter((d) => d.webhook?.event === 'promoted');
+        expect(calls).toHaveLength(7);
+        return now;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    const calls = (path: string): Array<{ attempt: number; status: number | null }> =>
+      r.decisions
+        .filter((d) => d.webhook?.url === `${receiver.url}${path}`)
+        .map((d) => ({ attempt: d.webhook!.attempt, status: d.webhook!.status }));
+    expect(calls('/flaky')).toEqual([
+      { attempt: 1, status: 503 },
+      { attempt: 2, status: 503 },
+      { attempt: 3, status: 200 },
+    ]);
+    expect(calls('/down').map((c) => c.attempt)).toEqual([1, 2, 3, 4]);
+    // Backoff doubles: the gaps between tries grow (0.5 s, 1 s, 2 s by default).
+    const down = receiver.of('/down');
+    const gaps = down.slice(1).map((d, i) => d.atMs - down[i]!.atMs);
+    expect(gaps[0]!).toBeGreaterThanOrEqual(450);
+    expect(gaps[1]!).toBeGreaterThanOrEqual(950);
+    expect(gaps[2]!).toBeGreaterThanOrEqual(1950);
+    // One delivery: every retry carries the same id and body.
+    expect(new Set(down.map((d) => d.headers['x-switchyard-delivery'])).size).toBe(1);
+    expect(new Set(down.map((d) => d.raw)).size).toBe(1);
+  });
+
   it('a receiver that hangs delays neither routing, the rollout nor the other hooks', async () => {
     const t = await startColourApp(closers);
     const receiver = await startReceiver();
