@@ -51,9 +51,11 @@ interface Queue {
   running: boolean;
 }
 
-/** Header names, lowercase as HTTP/1.1 sends them all the same. */
+/** The event's name (header names are case-insensitive; sent lowercase). */
 export const EVENT_HEADER = 'x-switchyard-event';
+/** `sha256=<hex HMAC-SHA256 of the body>`, with a secret only. */
 export const SIGNATURE_HEADER = 'x-switchyard-signature';
+/** One id per delivery, the same on its retries (receivers may deduplicate on it). */
 export const DELIVERY_HEADER = 'x-switchyard-delivery';
 
 /** `sha256=<hex>` of `body` under `secret`, as sent in X-Switchyard-Signature. */

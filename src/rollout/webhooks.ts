@@ -16,8 +16,11 @@ export const NOTIFY_EVENTS = [
   'drained',
 ] as const;
 
+/** An event the rollout waits for. */
 export type GateEvent = (typeof GATE_EVENTS)[number];
+/** An event the rollout only tells. */
 export type NotifyEvent = (typeof NOTIFY_EVENTS)[number];
+/** Any webhook event of SPEC §10. */
 export type WebhookEvent = GateEvent | NotifyEvent;
 
 /** One validated webhook as the rollout's status shows it. */
@@ -34,8 +37,9 @@ export interface Webhook {
 export const MAX_WEBHOOKS = 10;
 /** Default per-call timeout. */
 export const DEFAULT_WEBHOOK_TIMEOUT = '5s';
-/** Bounds of a per-call timeout, milliseconds. */
+/** Shortest per-call timeout, milliseconds. */
 export const MIN_WEBHOOK_TIMEOUT_MS = 100;
+/** Longest per-call timeout, milliseconds. */
 export const MAX_WEBHOOK_TIMEOUT_MS = 60_000;
 /** Longest accepted URL. */
 const MAX_URL_LENGTH = 2048;
