@@ -373,6 +373,28 @@ describe('release webhooks (SPEC §10)', () => {
     await res.text();
   });
 
+  it('a gate that hangs blocks neither routing nor the rollout controls', async () => {
+    const t = await startColourApp(closers);
+    const receiver = await startReceiver();
+    const started = await postJson(`${t.adminUrl}/v1/rollouts`, {
+      pool: 'canary',
+      ...QUICK,
+      webhooks: [{ url: `${receiver.url}/hang`, events: ['pre-rollout'], timeout: '30s' }],
+    });
+    expect(started.status).toBe(201);
+    await eventually(() => expect(receiver.hanging()).toBe(1));
+    const res = await fetch(`${t.proxyUrl}/`);
+    expect(res.status).toBe(200);
+    await res.text();
+    // The gate is still being asked: an abort by hand is answered at once, not after 30 s.
+    const aborted = await postJson(`${t.adminUrl}/v1/rollouts/current/abort`, {
+      reason: 'changed my mind',
+    });
+    expect(aborted.status).toBe(200);
+    expect(aborted.body).toMatchObject({ phase: 'aborted', targetWeightBp: 0 });
+    expect(receiver.hanging()).toBe(1);
+  });
+
   it('refuses bad webhooks with 400 naming the field', async () => {
     const t = await startColourApp(closers);
     const answer = await postJson(`${t.adminUrl}/v1/rollouts`, {
@@ -389,6 +411,35 @@ describe('release webhooks (SPEC §10)', () => {
 });
 
 describe('the drained record (SPEC §10)', () => {
+  it('no drained record when traffic went back to the old baseline first (a rollback)', async () => {
+    const t = await startColourApp(closers);
+    const receiver = await startReceiver();
+    const slow = fetch(`${t.proxyUrl}/slow?ms=2000`).then((res) => res.text());
+    await eventually(() => expect(t.app.proxy.drainReport().blue?.inFlight).toBe(1));
+    const started = await postJson(`${t.adminUrl}/v1/rollouts`, {
+      pool: 'canary',
+      steps: [{ weight: 100 }],
+      webhooks: [{ url: `${receiver.url}/notify`, events: ['promoted', 'drained'] }],
+    });
+    expect(started.status).toBe(201);
+    await reach(t, 'promoted');
+    // Rolled back while blue still serves the slow request.
+    expect((await postJson(`${t.adminUrl}/v1/rollback`, {})).status).toBe(200);
+    expect(t.app.store.current()!.weights.blue).toBe(10_000);
+    await slow;
+    await eventually(() => expect(receiver.of('/notify', 'promoted')).toHaveLength(1));
+    // The watch ended with the rollback: blue draining after a later, manual switch is not
+    // this rollout's drain.
+    expect((await postJson(`${t.adminUrl}/v1/switch`, { to: 'canary' })).status).toBe(200);
+    await eventually(async () => {
+      const res = await fetch(`${t.adminUrl}/v1/pools/blue/drain`);
+      expect(((await res.json()) as { drained: boolean }).drained).toBe(true);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect((await current(t)).drainedAt).toBeNull();
+    expect(receiver.of('/notify', 'drained')).toHaveLength(0);
+  });
+
   it('after promotion, records drainedAt and sends drained once the old baseline drained', async () => {
     const t = await startColourApp(closers);
     const receiver = await startReceiver();
