@@ -18,6 +18,8 @@ import { createMetrics, createWorkerMetrics, type Metrics } from './observabilit
 import { RolloutDriver } from './rollout/rollout-driver.js';
 import { autoWorkers } from './cluster/cpus.js';
 import { WorkerGroup } from './cluster/worker-group.js';
+import { RolloutHooks } from './rollout/rollout-hooks.js';
+import { WebhookSender } from './rollout/webhook-sender.js';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 
@@ -131,6 +133,9 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     !shuttingDown &&
     feed.current() !== null &&
     (workers === null || workers.serving() > 0);
+  // Release webhooks and the drained record (SPEC §10); the secret comes from the environment.
+  const webhooks = new WebhookSender({ secret: config.webhookSecret, logger });
+  const hooks = new RolloutHooks({ sender: webhooks, store, logger });
   const rollouts = new RolloutDriver({
     store,
     counts: () => plane.poolCounts(),
@@ -138,6 +143,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     logger,
     metrics,
     leaseMs: config.rolloutLease,
+    hooks,
   });
   const admin = new AdminServer(
     overrides.adminEvents === undefined ? config : { ...config, events: overrides.adminEvents },
@@ -203,6 +209,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       // Reverse of start, except the admin API closes last: /readyz keeps answering 503 (and
       // /metrics keeps answering) while the proxy drains.
       await step(() => rollouts.close());
+      await step(() => hooks.close());
+      await step(() => webhooks.close());
       await step(() => plane.close());
       if (ownsStore) await step(() => store.close());
       await step(() => admin.close());

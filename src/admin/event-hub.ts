@@ -19,7 +19,7 @@ import type { RoutingTable } from '../table/types.js';
 import type { AdminDeps } from './admin-deps.js';
 import { PoolRates } from './pool-rates.js';
 import { TRAFFIC_WINDOW_MS } from './routes/traffic.js';
-import { drainView } from './routes/drain.js';
+import { drainView } from '../control/drain-view.js';
 import { buildTrafficReport } from './traffic-report.js';
 
 /** Tunables of the event stream; every field has a default. */

@@ -308,6 +308,9 @@ export const COMMANDS: readonly CommandSpec[] = [
     details: `sub-commands:
   start POOL [--version SHA --endpoint URL...] [--steps 5,1m,25,approval,100]
              [--baseline POOL] [--strategy blue-green] [--dry-run]
+             [--webhook EVENTS=URL...] [--webhook-timeout 5s]
+                            EVENTS: pre-rollout, pre-step (gates), step, paused,
+                            promoted, aborted, decision, drained; comma-separated
   status [--watch]          step, weights, evidence, verdict and the last decisions
   wait [--timeout 30m]      block until the rollout ends: exit 0 promoted, 1 aborted
   promote [--full]          end the current pause (--full: to 100 % now)

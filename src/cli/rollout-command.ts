@@ -69,6 +69,27 @@ export function parseStepsFlag(text: string): Array<Record<string, unknown>> {
   });
 }
 
+/**
+ * Parses `--webhook EVENTS=URL` (`pre-rollout,promoted=https://ci/hook`) into a webhook of
+ * POST /v1/rollouts; the server checks the events and the URL and names the field.
+ */
+export function parseWebhookFlag(
+  text: string,
+  timeout: string | undefined,
+): Record<string, unknown> {
+  const m = /^([a-z-]+(?:,[a-z-]+)*)=(.+)$/.exec(text.trim());
+  if (!m) {
+    throw new UsageError(
+      `--webhook: ${JSON.stringify(text)} is not EVENTS=URL (e.g. pre-rollout,promoted=https://ci.example.com/hook)`,
+    );
+  }
+  return {
+    url: m[2],
+    events: (m[1] as string).split(','),
+    ...(timeout === undefined ? {} : { timeout }),
+  };
+}
+
 /** Runs `switchyard rollout ...` (`argv` after `rollout`); resolves with the exit code. */
 export async function runRolloutCommand(
   argv: readonly string[],
@@ -90,6 +111,8 @@ export async function runRolloutCommand(
         baseline: { type: 'string' },
         strategy: { type: 'string' },
         'dry-run': { type: 'boolean' },
+        webhook: { type: 'string', multiple: true },
+        'webhook-timeout': { type: 'string' },
         watch: { type: 'boolean' },
         timeout: { type: 'string' },
         full: { type: 'boolean' },
@@ -137,6 +160,11 @@ export async function runRolloutCommand(
         if (values.baseline !== undefined) body.baseline = values.baseline;
         if (values.strategy !== undefined) body.strategy = values.strategy;
         if (values['dry-run'] === true) body.analysis = { dryRun: true };
+        if (values.webhook !== undefined) {
+          body.webhooks = values.webhook.map((w) => parseWebhookFlag(w, values['webhook-timeout']));
+        } else if (values['webhook-timeout'] !== undefined) {
+          throw new UsageError('--webhook-timeout: only with --webhook EVENTS=URL');
+        }
         return show(await client.call('POST', '/v1/rollouts', body));
       }
       case 'status': {

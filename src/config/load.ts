@@ -136,7 +136,7 @@ function readConfigFile(path: string, problems: string[]): Record<string, unknow
     }
     const out = { ...(parsed as Record<string, unknown>) };
     if ('pools' in out) out.pools = normaliseFilePools(out.pools);
-    for (const secret of ['adminToken', 'overrideToken']) {
+    for (const secret of ['adminToken', 'overrideToken', 'webhookSecret']) {
       if (secret in out) {
         problems.push(`${secret}: secrets come from the environment only, not from ${path}`);
         delete out[secret];
@@ -220,6 +220,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   }
   if (env.SWITCHYARD_OVERRIDE_TOKEN) {
     set('overrideToken', env.SWITCHYARD_OVERRIDE_TOKEN, 'SWITCHYARD_OVERRIDE_TOKEN');
+  }
+  if (env.SWITCHYARD_WEBHOOK_SECRET) {
+    set('webhookSecret', env.SWITCHYARD_WEBHOOK_SECRET, 'SWITCHYARD_WEBHOOK_SECRET');
   }
 
   // flags
@@ -418,6 +421,8 @@ const HELP_MEANING: Readonly<Record<string, string>> = {
   workers: 'proxy worker processes sharing the port; auto = CPUs available (cgroup-aware)',
   adminToken: `admin API bearer token, needed for a non-loopback --admin-listen; ${TOKEN_RULE}`,
   overrideToken: `enables the x-switchyard-pool override header for requests carrying it; ${TOKEN_RULE}`,
+  webhookSecret:
+    'signs release webhooks: X-Switchyard-Signature: sha256=<HMAC-SHA256 of the body>; 16+ characters',
 };
 
 /** A schema key's default as a user would write it (`30s`, `0.0.0.0:8080`); undefined: none. */

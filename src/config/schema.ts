@@ -234,6 +234,12 @@ export const configSchema = z
     adminToken: secretToken.optional(),
     /** Secret: from the environment only (SWITCHYARD_OVERRIDE_TOKEN); sent as x-switchyard-token. */
     overrideToken: secretToken.optional(),
+    /** Secret: from the environment only (SWITCHYARD_WEBHOOK_SECRET); signs release webhooks. */
+    webhookSecret: z
+      .string()
+      .min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)')
+      .max(1024)
+      .optional(),
   })
   .strict()
   .superRefine(

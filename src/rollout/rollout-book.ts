@@ -64,6 +64,10 @@ export interface EngineState {
   readonly beforeSwitch: StoredPoolCounts | null;
   /** A human approval skips the pass gate of the current step. */
   readonly approved: boolean;
+  /** SPEC §10: the weight step waiting for its webhook gates (absent: none). */
+  readonly gatedStep?: number | null;
+  /** Paused because a `pre-step` gate failed (its retries go on). */
+  readonly gatePaused?: boolean;
 }
 
 /** The current rollout as kept in the book. */

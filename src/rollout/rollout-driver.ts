@@ -51,9 +51,11 @@ import {
   type CountsSnapshot,
   type Period,
 } from './rollout-period.js';
+import type { RolloutHooks } from './rollout-hooks.js';
 import { isWeightStep, parseRolloutStart, type RolloutPlan } from './rollout-plan.js';
 import {
   ACTIVE,
+  appendDecision,
   PHASES,
   type RolloutDecision,
   type RolloutPhase,
@@ -74,6 +76,8 @@ export interface RolloutDriverDeps {
   readonly tickMs?: number;
   /** Driver lease with a shared (Redis) book (default 5000 ms). */
   readonly leaseMs?: number;
+  /** Release webhooks and the drained record (SPEC §10); none when absent. */
+  readonly hooks?: RolloutHooks | undefined;
 }
 
 /** Default driver lease (SPEC §9). */
@@ -86,8 +90,6 @@ const STORE_DOWN = 'control store unreachable: no step advances until it returns
 /** How often counts are kept for blue-green's look back, and for how long. */
 const SNAPSHOT_EVERY_MS = 10_000;
 const MAX_LOOKBACK_MS = 5 * 60_000;
-/** Decisions kept per rollout (the oldest are dropped past this). */
-const MAX_DECISIONS = 200;
 
 /** Drives rollouts in this process. */
 export class RolloutDriver {
@@ -123,11 +125,21 @@ export class RolloutDriver {
   readonly #lookback: Array<{ atMs: number; counts: CountsSnapshot }> = [];
   /** Set by promote() until the step is left: a human approval skips the pass gate. */
   #approved = false;
+  /** SPEC §10: the weight step waiting for its webhook gates; null when none. */
+  #gatedStep: number | null = null;
+  /** True while the rollout is paused because a `pre-step` gate failed (retries go on). */
+  #gatePaused = false;
+  /**
+   * Decisions of the operation in progress, told to the hooks once it is written: an operation
+   * that loses a compare-and-set race runs again, and must not notify twice.
+   */
+  #unsent: Array<{ r: RolloutRecord; decision: RolloutDecision }> = [];
 
   constructor(deps: RolloutDriverDeps) {
     this.#deps = deps;
     this.#log = deps.logger.child({ component: 'rollout' });
     this.#book = deps.store.rolloutBook();
+    deps.hooks?.attach((id, annotate) => this.#annotate(id, annotate));
   }
 
   /** Starts the judging timer. Throws if called twice. */
@@ -261,6 +273,8 @@ export class RolloutDriver {
         stepStartedAt: null,
         waiting: null,
         decisions: [],
+        webhooks: plan.webhooks,
+        drainedAt: null,
       };
       if (plan.version !== null || plan.endpoints !== null) {
         // Deployed before the rollout is recorded: a refused deploy (POOL_LIVE...) starts nothing.
@@ -288,7 +302,7 @@ export class RolloutDriver {
         'start',
         `${plan.pool} against ${plan.baseline}, ${plan.steps.length} step(s)${plan.analysis.dryRun ? ', dry run' : ''}`,
       );
-      await this.#enterStep(record, 0);
+      await this.#enterGated(record, 0);
       return { result: record, archive: previous };
     });
   }
@@ -445,6 +459,27 @@ export class RolloutDriver {
   }
 
   /**
+   * Changes the stored rollout `id` outside a judging turn (a webhook call's record, the drained
+   * record of SPEC §10): read, `annotate`, write back, retried on a lost race. Nothing when
+   * another rollout is current by then.
+   */
+  #annotate(id: string, annotate: (r: RolloutRecord) => void): Promise<void> {
+    return this.#run(async () => {
+      if (this.#state === 'closed') return;
+      for (let attempt = 1; attempt <= MAX_OP_ATTEMPTS; attempt += 1) {
+        const { token } = await this.#load();
+        const r = this.#record;
+        if (r === null || r.id !== id) return;
+        annotate(r);
+        if (await this.#save(token, null)) return;
+      }
+      this.#log.warn({ rollout: id }, 'rollout changed concurrently: a webhook record is lost');
+    }).catch((err: unknown) => {
+      this.#log.warn({ err, rollout: id }, 'could not record on the rollout');
+    });
+  }
+
+  /**
    * Every tick, on every replica: publish this replica's counts (Redis), take or renew the lease,
    * and when driving run one judging turn on the stored rollout.
    */
@@ -532,6 +567,7 @@ export class RolloutDriver {
       this.#clusterCounts(),
     ]);
     this.#counts = counts;
+    this.#unsent = [];
     // A copy: an operation that fails half-way leaves the stored rollout as it was.
     const stored = current === null ? null : structuredClone<StoredRollout>(current);
     this.#record = stored?.record ?? null;
@@ -546,6 +582,9 @@ export class RolloutDriver {
     if (r === null) return true;
     const stored: StoredRollout = { record: r, engine: this.#engineState() };
     if (!(await this.#book.write(stored, token, archive))) return false;
+    const unsent = this.#unsent;
+    this.#unsent = [];
+    for (const { r: record, decision } of unsent) this.#deps.hooks?.onDecision(record, decision);
     this.#cache = r;
     if (archive !== null) this.#past = [archive, ...this.#past].slice(0, MAX_PAST);
     this.#setStepMetrics(r);
@@ -558,6 +597,8 @@ export class RolloutDriver {
     this.#earlierTargetRequests = e?.earlierTargetRequests ?? 0;
     this.#beforeSwitch = e?.beforeSwitch ? decodePoolCounts(e.beforeSwitch) : null;
     this.#approved = e?.approved ?? false;
+    this.#gatedStep = e?.gatedStep ?? null;
+    this.#gatePaused = e?.gatePaused ?? false;
     const p = e?.period ?? null;
     this.#period =
       p === null
@@ -579,6 +620,8 @@ export class RolloutDriver {
       earlierTargetRequests: this.#earlierTargetRequests,
       beforeSwitch: this.#beforeSwitch === null ? null : encodePoolCounts(this.#beforeSwitch),
       approved: this.#approved,
+      gatedStep: this.#gatedStep,
+      gatePaused: this.#gatePaused,
       period:
         p === null
           ? null
@@ -639,6 +682,11 @@ export class RolloutDriver {
         this.#decide(r, 'abort', verdict.reason, true);
       }
     }
+    if (this.#gatedStep !== null) {
+      if (r.phase === 'progressing' || (r.phase === 'paused' && this.#gatePaused))
+        await this.#passGates(r);
+      return;
+    }
     if (r.phase !== 'progressing') return;
     await this.#advance(r);
   }
@@ -646,6 +694,11 @@ export class RolloutDriver {
   /** Moves on from the current step when it is done. */
   async #advance(r: RolloutRecord): Promise<void> {
     if (this.#pendingRevision !== null) return;
+    if (this.#gatedStep !== null) {
+      // Only a human approval (promote) gets past failing gates.
+      if (this.#approved) await this.#enterStep(r, this.#gatedStep);
+      return;
+    }
     const step = r.steps[r.step];
     if (step === undefined) return;
     const now = Date.now();
@@ -666,8 +719,53 @@ export class RolloutDriver {
     const next = r.steps[r.step + 1];
     const leavesPeriod = next === undefined || isWeightStep(next);
     if (leavesPeriod && !this.#approved && !this.#gatePasses(r)) return;
+    await this.#enterGated(r, r.step + 1);
+  }
+
+  /** Enters step `index`; a weight step waits for its webhook gates first (SPEC §10). */
+  async #enterGated(r: RolloutRecord, index: number): Promise<void> {
+    const step = r.steps[index];
+    const approved = this.#approved;
     this.#approved = false;
-    await this.#enterStep(r, r.step + 1);
+    if (this.#deps.hooks === undefined || approved || step === undefined || !isWeightStep(step)) {
+      await this.#enterStep(r, index);
+      return;
+    }
+    this.#gatedStep = index;
+    this.#gatePaused = false;
+    await this.#passGates(r);
+  }
+
+  /** Reads the gates of the step waiting for them and acts on the answer. */
+  async #passGates(r: RolloutRecord): Promise<void> {
+    const index = this.#gatedStep;
+    const hooks = this.#deps.hooks;
+    if (index === null || hooks === undefined) return;
+    const gate = hooks.checkGates(r, index);
+    switch (gate.kind) {
+      case 'wait':
+        return;
+      case 'open':
+        if (this.#gatePaused && r.phase === 'paused') {
+          r.phase = 'progressing';
+          this.#decide(r, 'resume', `step ${index}: the pre-step gate passed`);
+        }
+        await this.#enterStep(r, index);
+        return;
+      case 'abort':
+        await this.#abortNow(r, gate.reason);
+        return;
+      case 'pause':
+        r.phase = 'paused';
+        this.#gatePaused = true;
+        this.#decide(r, 'pause', gate.reason);
+        return;
+      case 'overdue':
+        r.phase = 'awaiting-approval';
+        this.#gatePaused = false;
+        this.#decide(r, 'awaiting-approval', gate.reason);
+        return;
+    }
   }
 
   /** True when the period may be left: `pass`, or a dry run's timed step. Marks overdue. */
@@ -695,6 +793,8 @@ export class RolloutDriver {
 
   async #enterStep(r: RolloutRecord, index: number): Promise<void> {
     this.#approved = false;
+    this.#gatedStep = null;
+    this.#gatePaused = false;
     r.step = index;
     r.updatedAt = new Date().toISOString();
     r.stepStartedAt = r.updatedAt;
@@ -853,6 +953,7 @@ export class RolloutDriver {
     r.waiting = null;
     this.#pendingRevision = null;
     this.#period = null;
+    this.#gatedStep = null;
     this.#decide(r, action, reason);
     this.#setStepMetrics(r);
   }
@@ -864,12 +965,10 @@ export class RolloutDriver {
       reason,
       ...(dryRun ? { dryRun } : {}),
     };
-    r.decisions.push(decision);
-    if (r.decisions.length > MAX_DECISIONS)
-      r.decisions.splice(0, r.decisions.length - MAX_DECISIONS);
-    r.updatedAt = decision.time;
+    appendDecision(r, decision);
     this.#deps.metrics.rolloutDecisions.inc({ action });
     this.#log.info({ rollout: r.id, pool: r.pool, action, reason, dryRun }, 'rollout decision');
+    this.#unsent.push({ r, decision });
   }
 
   #setStepMetrics(r: RolloutRecord): void {

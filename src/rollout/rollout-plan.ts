@@ -6,6 +6,7 @@ import { fail } from '../errors.js';
 import { isPoolName } from '../table/validate.js';
 import { TOTAL_BASIS_POINTS, type RoutingTable } from '../table/types.js';
 import { resolveAnalysis, type Analysis } from './analysis.js';
+import { parseWebhooks, type Webhook } from './webhooks.js';
 
 /** One step as the status shows it: a weight in basis points, a timed pause or an approval. */
 export type RolloutStep =
@@ -22,6 +23,8 @@ export interface RolloutPlan {
   readonly strategy: 'steps' | 'blue-green';
   readonly steps: readonly RolloutStep[];
   readonly analysis: Analysis;
+  /** Release webhooks (SPEC §10); empty when none were given. */
+  readonly webhooks: readonly Webhook[];
 }
 
 /** SPEC §9's default steps: 5 %, pause 1m, 25 %, pause 2m, 50 %, pause 2m, 100 %. */
@@ -159,9 +162,6 @@ export function parseRolloutStart(body: unknown, table: RoutingTable | null): Ro
   if (table === null || !Object.hasOwn(table.pools, pool)) {
     throw fail('UNKNOWN_POOL', `pool: no pool named "${pool}"`);
   }
-  if (b.webhooks !== undefined) {
-    throw fail('VALIDATION_FAILED', 'webhooks: not supported yet');
-  }
   const version = b.version === undefined ? null : b.version;
   if (version !== null && typeof version !== 'string') {
     throw fail('VALIDATION_FAILED', 'version: must be a string');
@@ -219,6 +219,7 @@ export function parseRolloutStart(body: unknown, table: RoutingTable | null): Ro
         ? [...DEFAULT_STEPS]
         : parseSteps(b.steps);
   const analysis = resolveAnalysis(b.analysis);
+  const webhooks = parseWebhooks(b.webhooks);
   return {
     pool,
     baseline,
@@ -227,5 +228,6 @@ export function parseRolloutStart(body: unknown, table: RoutingTable | null): Ro
     strategy,
     steps,
     analysis,
+    webhooks,
   };
 }

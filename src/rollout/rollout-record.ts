@@ -4,6 +4,7 @@
  */
 import type { Verdict } from './judge.js';
 import type { RolloutPlan, RolloutStep } from './rollout-plan.js';
+import type { WebhookEvent } from './webhooks.js';
 
 /** Phases of SPEC §9. */
 export type RolloutPhase = 'progressing' | 'paused' | 'awaiting-approval' | 'promoted' | 'aborted';
@@ -24,6 +25,19 @@ export interface RolloutDecision {
   readonly reason: string;
   /** True when `analysis.dryRun` kept the engine from acting on it. */
   readonly dryRun?: boolean;
+  /** For action `webhook`: one call and its result (SPEC §10). */
+  readonly webhook?: WebhookCallRecord;
+}
+
+/** One webhook call as the decisions keep it. */
+export interface WebhookCallRecord {
+  readonly event: WebhookEvent;
+  readonly url: string;
+  readonly attempt: number;
+  /** HTTP status, or null for a timeout or a network error. */
+  readonly status: number | null;
+  /** `200`, `timeout after 5000 ms`, `error: ...`. */
+  readonly outcome: string;
 }
 
 /** The live judgement of the current period. */
@@ -61,6 +75,26 @@ export interface RolloutRecord {
    */
   waiting?: string | null;
   readonly decisions: RolloutDecision[];
+  /** Release webhooks (SPEC §10). */
+  readonly webhooks: RolloutPlan['webhooks'];
+  /** After promotion: when nothing flowed to the old baseline any more (SPEC §10); else null. */
+  drainedAt: string | null;
+}
+
+/** Decisions kept per rollout. */
+export const MAX_KEPT_DECISIONS = 200;
+
+/**
+ * Appends `decision` to `r`, keeping at most MAX_KEPT_DECISIONS: past it the oldest webhook call
+ * record goes first, so the engine's own decisions outlive a chatty receiver.
+ */
+export function appendDecision(r: RolloutRecord, decision: RolloutDecision): void {
+  r.decisions.push(decision);
+  while (r.decisions.length > MAX_KEPT_DECISIONS) {
+    const i = r.decisions.findIndex((d) => d.action === 'webhook');
+    r.decisions.splice(i === -1 ? 0 : i, 1);
+  }
+  r.updatedAt = decision.time;
 }
 
 /** Phases in which the rollout owns the weights. */

@@ -26,10 +26,11 @@ const deploy = (...p: string[]): string => join(root, 'deploy', ...p);
 /** Environment names the loader reads: one per schema key, plus the SPEC §1 aliases. */
 const knownEnv = new Set([
   ...Object.keys(configSchema.shape)
-    .filter((k) => !['pools', 'adminToken', 'overrideToken'].includes(k))
+    .filter((k) => !['pools', 'adminToken', 'overrideToken', 'webhookSecret'].includes(k))
     .map((k) => `SWITCHYARD_${k.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`),
   'SWITCHYARD_ADMIN_TOKEN',
   'SWITCHYARD_OVERRIDE_TOKEN',
+  'SWITCHYARD_WEBHOOK_SECRET',
   'SWITCHYARD_CONFIG',
   'SWITCHYARD_POOLS',
   'REDIS_URL',

@@ -42,6 +42,8 @@ function record(id: string): RolloutRecord {
     analysis: {} as RolloutRecord['analysis'],
     judgement: null,
     decisions: [],
+    webhooks: [],
+    drainedAt: null,
   };
 }
 

@@ -30,6 +30,25 @@ const stepSchema = z.union([
   }),
 ]);
 
+const webhookSchema = z.object({
+  url: z.string().describe('http:// or https:// only, without user:password'),
+  events: z
+    .array(
+      z.enum([
+        'pre-rollout',
+        'pre-step',
+        'step',
+        'paused',
+        'promoted',
+        'aborted',
+        'decision',
+        'drained',
+      ]),
+    )
+    .describe('Gates (pre-rollout, pre-step) wait for a 2xx; the others are notifications'),
+  timeout: z.string().optional().describe('Per call, 100ms to 60s (default 5s)'),
+});
+
 /** A rollout as `GET /v1/rollouts/current` answers it. */
 export const rolloutSchema = z.object({
   id: z.string(),
@@ -74,8 +93,23 @@ export const rolloutSchema = z.object({
       action: z.string(),
       reason: z.string(),
       dryRun: z.boolean().optional().describe('Recorded only: analysis.dryRun'),
+      webhook: z
+        .object({
+          event: z.string(),
+          url: z.string(),
+          attempt: z.int(),
+          status: z.int().nullable(),
+          outcome: z.string(),
+        })
+        .optional()
+        .describe('For action "webhook": one call and its result'),
     }),
   ),
+  webhooks: z.array(webhookSchema.extend({ timeoutMs: z.int() })),
+  drainedAt: z
+    .string()
+    .nullable()
+    .describe('After promotion: when nothing flowed to the old baseline any more'),
 });
 
 const startBody = z.object({
@@ -95,6 +129,11 @@ const startBody = z.object({
     .optional()
     .describe('Default: 5 %, pause 1m, 25 %, pause 2m, 50 %, pause 2m, 100 %'),
   analysis: z.record(z.string(), z.unknown()).optional().describe('SPEC §9 analysis; any subset'),
+  webhooks: z
+    .array(webhookSchema)
+    .max(10)
+    .optional()
+    .describe('Release webhooks (SPEC §10), at most 10'),
 });
 
 /** The rollout routes. */

@@ -9,7 +9,7 @@ import { configFrom, loadConfig } from '../../../src/config/load.js';
 import { configSchema } from '../../../src/config/schema.js';
 
 const EXAMPLE = fileURLToPath(new URL('../../../switchyard.example.yaml', import.meta.url));
-const SECRETS = ['adminToken', 'overrideToken'];
+const SECRETS = ['adminToken', 'overrideToken', 'webhookSecret'];
 
 describe('switchyard.example.yaml', () => {
   it('issue 11: loads with --config, and every active setting but the example pools is the default', () => {
@@ -35,5 +35,6 @@ describe('switchyard.example.yaml', () => {
     }
     expect(text).toContain('SWITCHYARD_ADMIN_TOKEN');
     expect(text).toContain('SWITCHYARD_OVERRIDE_TOKEN');
+    expect(text).toContain('SWITCHYARD_WEBHOOK_SECRET');
   });
 });

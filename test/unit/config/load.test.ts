@@ -382,6 +382,15 @@ describe('loadConfig checks before anything starts', () => {
     expect(loadConfig([], { SWITCHYARD_OVERRIDE_TOKEN: token }).overrideToken).toBe(token);
   });
 
+  it('issue 13: reads SWITCHYARD_WEBHOOK_SECRET from the environment only, 16+ characters', () => {
+    const secret = 'a-webhook-secret-of-some-length';
+    expect(loadConfig([], { SWITCHYARD_WEBHOOK_SECRET: secret }).webhookSecret).toBe(secret);
+    expect(loadConfig([], {}).webhookSecret).toBeUndefined();
+    expect(problemsOf(() => loadConfig([], { SWITCHYARD_WEBHOOK_SECRET: 'short' }))).toEqual([
+      expect.stringMatching(/^SWITCHYARD_WEBHOOK_SECRET: must be at least 16 characters/),
+    ]);
+  });
+
   it('refuses durations a Node timer cannot hold', () => {
     expect(problemsOf(() => loadConfig(['--shutdown-timeout', '3000000s'], {}))[0]).toMatch(
       /^--shutdown-timeout: "3000000s" is not a duration/,

@@ -83,7 +83,10 @@ describe('parseRolloutStart (SPEC §9)', () => {
     expect(problem({ pool: 'canary', steps: [] })).toMatch(/^steps: /);
     expect(problem({ pool: 'canary', strategy: 'big-bang' })).toMatch(/^strategy: /);
     expect(problem({ pool: 'canary', baseline: 'purple' })).toMatch(/^baseline: no pool named/);
-    expect(problem({ pool: 'canary', webhooks: [] })).toMatch(/^webhooks: /);
+    expect(problem({ pool: 'canary', webhooks: {} })).toMatch(/^webhooks: must be an array/);
+    expect(problem({ pool: 'canary', webhooks: [{ url: 'ftp://x', events: ['step'] }] })).toMatch(
+      /^webhooks\[0\]\.url: only http/,
+    );
     expect(problem({ pool: 'canary', analysis: { minRequests: 0 } })).toMatch(
       /^analysis\.minRequests: /,
     );
