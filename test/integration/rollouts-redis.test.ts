@@ -5,6 +5,8 @@
  * both replicas. SIGKILL and SIGSTOP hit the processes themselves. Bounds are generous for a busy
  * 2-core machine; the lease is shortened (`--rollout-lease`) where a takeover is awaited.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
@@ -530,5 +532,72 @@ describe('rollouts with Redis (two replica processes)', () => {
     expect(abort?.reason).toMatch(/^canary 5xx [1-9][\d,]*\/[\d,]+ /);
     const metrics = await (await fetch(`${holder.proc.adminUrl}/metrics`)).text();
     expect(metrics).not.toMatch(/switchyard_requests_total\{[^}]*pool="canary"[^}]*\} [1-9]/);
+  });
+
+  it('issue 13: with two replicas each webhook event arrives once', async () => {
+    const deliveries: Array<{ event: string; id: string; action?: string; reason?: string }> = [];
+    const receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          event: string;
+          decision?: { action: string; reason: string };
+        };
+        deliveries.push({
+          event: body.event,
+          id: String(req.headers['x-switchyard-delivery']),
+          action: body.decision?.action,
+          reason: body.decision?.reason,
+        });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          receiver.closeAllConnections();
+          receiver.close(() => resolve());
+        }),
+    );
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const w = await world({ blueErrorRate: 0.01, canaryErrorRate: 0.01 });
+    loadBoth(w);
+    // Started on the replica that may not drive: the events still come from one replica each.
+    const started = await call(w.b, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 20 }, { pause: '1s' }, { weight: 100 }],
+      analysis: { minRequests: 40, minRequestsToPromote: 80, tolerance: { points: 20 } },
+      webhooks: [{ url, events: ['pre-rollout', 'pre-step', 'step', 'promoted', 'decision'] }],
+    });
+    expect(started.status).toBe(201);
+    const r = await eventually(
+      async () => {
+        const now = await current(w.a);
+        expect(now.phase).toBe('promoted');
+        return now;
+      },
+      { timeoutMs: 45_000, intervalMs: 200 },
+    );
+    const engine = r.decisions.filter((d) => d.action !== 'webhook');
+    await eventually(
+      () => expect(deliveries.filter((d) => d.event === 'decision')).toHaveLength(engine.length),
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    // Give a second replica's duplicate the time to arrive, had one been sent.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const of = (event: string): typeof deliveries => deliveries.filter((d) => d.event === event);
+    expect(of('pre-rollout')).toHaveLength(1);
+    expect(of('pre-step')).toHaveLength(2); // before 20 % and before 100 %
+    expect(of('step')).toHaveLength(engine.filter((d) => d.action === 'step').length);
+    expect(of('promoted')).toHaveLength(1);
+    expect(of('decision').map((d) => `${d.action} ${d.reason}`)).toEqual(
+      engine.map((d) => `${d.action} ${d.reason}`),
+    );
+    expect(new Set(deliveries.map((d) => d.id)).size).toBe(deliveries.length);
+    // Every call is in the stored rollout's decisions, whichever replica made it.
+    const calls = (await current(w.b)).decisions.filter((d) => d.action === 'webhook');
+    expect(calls.length).toBe(deliveries.length);
   });
 });
