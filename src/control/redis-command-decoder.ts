@@ -70,8 +70,11 @@ export interface RolloutGuard {
   abort(reason: string): Promise<void>;
 }
 
-/** Table commands a rollout guards (the weights it owns, and rollback, which aborts it). */
-const GUARDED_OPS: readonly string[] = ['weights', 'canary', 'switch', 'rollback'];
+/**
+ * Table commands a rollout guards (the weights it owns, the rules, which hold still while it
+ * runs, and rollback, which aborts it).
+ */
+const GUARDED_OPS: readonly string[] = ['weights', 'canary', 'switch', 'rules', 'rollback'];
 
 /** Ops of the commands stream handled by the rollout engine rather than applyCommand. */
 export const ROLLOUT_OPS: readonly string[] = [

@@ -255,6 +255,15 @@ export class RolloutDriver {
       const actor = `rollout:${id}`;
       const now = new Date().toISOString();
       const table = this.#deps.store.current();
+      // An abort puts everybody back on the baseline only if the weights are all that send
+      // requests to the target: a rule to it would keep its users there.
+      const rule = table?.rules.find((x) => x.pool === plan.pool);
+      if (rule !== undefined) {
+        throw fail(
+          'POOL_LIVE',
+          `pool: routing rule "${rule.name}" sends requests to ${plan.pool}; a rollout must own all of its target's traffic, so change the rules first`,
+        );
+      }
       const record: RolloutRecord = {
         id,
         pool: plan.pool,

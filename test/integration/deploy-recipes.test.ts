@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { pickFreePort } from '../helpers/redis-server.js';
 import { loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { eventually } from '../helpers/eventually.js';
@@ -160,7 +161,8 @@ async function startLb(
   start: (port: number) => Promise<ChildProcess>,
 ): Promise<{ port: number }> {
   for (let attempt = 0; attempt < 5; attempt += 1) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
+    // A port the OS just had free (a random one collided under a full test run's load).
+    const port = await pickFreePort();
     const child = await start(port);
     let output = '';
     child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
@@ -265,7 +267,8 @@ describe('HAProxy recipe (deploy/haproxy/haproxy.cfg)', () => {
     const replicas = [await fakeReplica('switchyard-1'), await fakeReplica('switchyard-2')];
     const { port } = await startLb('haproxy', async (p) => {
       // The stats port is chosen with the listen port, so a bind failure of either retries both.
-      await writeFile(join(dir, 'haproxy.cfg'), renderHaproxy(cfg, p, p + 1, replicas));
+      const stats = await pickFreePort();
+      await writeFile(join(dir, 'haproxy.cfg'), renderHaproxy(cfg, p, stats, replicas));
       return spawn(binary('haproxy'), ['-db', '-f', join(dir, 'haproxy.cfg')], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -176,7 +176,7 @@ describe('--help', () => {
 
     // Every schema key: flag settings with a flag, variable, file key and meaning; secrets by
     // variable only (they have no flag).
-    const secrets = ['adminToken', 'overrideToken'];
+    const secrets = ['adminToken', 'overrideToken', 'webhookSecret'];
     for (const key of Object.keys(configSchema.shape)) {
       if (key === 'pools') continue;
       if (secrets.includes(key)) {

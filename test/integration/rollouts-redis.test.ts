@@ -535,7 +535,12 @@ describe('rollouts with Redis (two replica processes)', () => {
   });
 
   it('issue 13: with two replicas each webhook event arrives once', async () => {
-    const deliveries: Array<{ event: string; id: string; action?: string; reason?: string }> = [];
+    const deliveries: Array<{
+      event: string;
+      id: string;
+      action: string | undefined;
+      reason: string | undefined;
+    }> = [];
     const receiver = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));

@@ -203,6 +203,12 @@ describe('rollouts (memory store)', () => {
       ['PUT', '/v1/weights', { percent: { blue: 100 } }],
       ['POST', '/v1/switch', { to: 'canary', force: true }],
       ['POST', '/v1/rollouts', { pool: 'canary' }],
+      // The rules hold still too: a rule to the target would keep users there past an abort.
+      [
+        'PUT',
+        '/v1/rules',
+        { rules: [{ name: 'beta', match: [{ header: 'x-beta', present: true }], pool: 'canary' }] },
+      ],
     ] as const) {
       const refused = await call(app, method, path, body);
       expect(refused.status, `${method} ${path}`).toBe(409);
@@ -220,6 +226,23 @@ describe('rollouts (memory store)', () => {
     expect((await call(app, 'POST', '/v1/canary', { pool: 'canary', percent: 5 })).status).toBe(
       200,
     );
+  });
+
+  it('does not start while a routing rule sends requests to the target', async () => {
+    const { app } = await world();
+    const rules = {
+      rules: [{ name: 'beta', match: [{ header: 'x-beta', present: true }], pool: 'canary' }],
+    };
+    expect((await call(app, 'PUT', '/v1/rules', rules)).status).toBe(200);
+    const refused = await call(app, 'POST', '/v1/rollouts', { pool: 'canary' });
+    expect(refused.status).toBe(409);
+    expect(errorOf(refused).code).toBe('POOL_LIVE');
+    expect(errorOf(refused).message).toContain('routing rule "beta" sends requests to canary');
+    expect((await call(app, 'GET', '/v1/rollouts/current')).status).toBe(404);
+    expect(await weights(app)).toEqual({ blue: 10_000, canary: 0 });
+    // Without the rule it starts.
+    expect((await call(app, 'PUT', '/v1/rules', { rules: [] })).status).toBe(200);
+    expect((await call(app, 'POST', '/v1/rollouts', { pool: 'canary' })).status).toBe(201);
   });
 
   it('pauses, resumes, aborts with a reason, and promotes in full', async () => {

@@ -227,12 +227,18 @@ export function changeRoutes(
       auth: 'token',
       summary: 'Replace the routing rules (tried in order before the weighted split)',
       description:
-        'A rule naming a pool not in the table: 404 UNKNOWN_POOL. A bad rule or regex: 400 VALIDATION_FAILED naming the field. A pool a rule names cannot be removed (409 POOL_LIVE). `{"rules":[]}` removes every rule.',
+        'A rule naming a pool not in the table: 404 UNKNOWN_POOL. A bad rule or regex: 400 VALIDATION_FAILED naming the field. A pool a rule names cannot be removed (409 POOL_LIVE). While a rollout is progressing or paused the rules hold still: 409 ROLLOUT_IN_PROGRESS. `{"rules":[]}` removes every rule.',
       body: rulesBody,
       query: WAIT_QUERY,
       errors: CHANGE_ERRORS,
       response: changeResultSchema,
-      handle: async (ctx) => change(ctx, { ...(await readObject(ctx)), op: 'rules' }),
+      handle: async (ctx) => {
+        // A rule change mid-rollout would change what the judged periods compare (and could
+        // send users to the target past an abort): the rules hold still while it runs.
+        const command = { ...(await readObject(ctx)), op: 'rules' };
+        await guardRollout(ctx, command);
+        return change(ctx, command);
+      },
     },
     {
       method: 'PUT',

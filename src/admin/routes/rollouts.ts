@@ -167,7 +167,7 @@ export function rolloutRoutes(deps: AdminDeps): Route[] {
       auth: 'token',
       summary: 'Start a rollout: move traffic to the target in judged steps (SPEC §9)',
       description:
-        'One at a time per namespace: 409 ROLLOUT_IN_PROGRESS while another is progressing, paused or awaiting approval. With Redis any replica may take it; one replica drives it under a lease.',
+        'One at a time per namespace: 409 ROLLOUT_IN_PROGRESS while another is progressing, paused or awaiting approval. A routing rule that sends requests to the target: 409 POOL_LIVE (an abort must put everybody back on the baseline). With Redis any replica may take it; one replica drives it under a lease.',
       body: startBody,
       okStatus: 201,
       errors: [400, 404, 409, 413, 415, 503],
