@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { fail } from '../../errors.js';
 import type { RolloutDriver, RolloutRecord } from '../../rollout/rollout-driver.js';
 import { parseRolloutStart } from '../../rollout/rollout-plan.js';
+import { GATE_EVENTS, NOTIFY_EVENTS } from '../../rollout/webhooks.js';
 import type { AdminDeps } from '../admin-deps.js';
 import { readJsonBody } from '../body.js';
 import type { Route, RouteContext } from '../router.js';
@@ -33,18 +34,7 @@ const stepSchema = z.union([
 const webhookSchema = z.object({
   url: z.string().describe('http:// or https:// only, without user:password'),
   events: z
-    .array(
-      z.enum([
-        'pre-rollout',
-        'pre-step',
-        'step',
-        'paused',
-        'promoted',
-        'aborted',
-        'decision',
-        'drained',
-      ]),
-    )
+    .array(z.enum([...GATE_EVENTS, ...NOTIFY_EVENTS]))
     .describe('Gates (pre-rollout, pre-step) wait for a 2xx; the others are notifications'),
   timeout: z.string().optional().describe('Per call, 100ms to 60s (default 5s)'),
 });
