@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   LOOP_DETECTED: 508,
   // lifecycle
   CLOSED: 503,
+  TOO_MANY_EVENT_CLIENTS: 503,
   INTERNAL: 500,
   // configuration (exit code 2, never sent over HTTP)
   INVALID_CONFIG: 500,

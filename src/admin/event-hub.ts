@@ -26,6 +26,8 @@ import { buildTrafficReport } from './traffic-report.js';
 export interface EventHubOptions {
   /** Unsent bytes a client may have buffered before it is dropped (default 1 MiB). */
   readonly maxBufferedBytes?: number;
+  /** Streams open at once; one more is refused with 503 TOO_MANY_EVENT_CLIENTS (default 64). */
+  readonly maxClients?: number;
   /** Interval of traffic/health/replicas/rollout snapshots (default 1000 ms). */
   readonly snapshotMs?: number;
   /** Interval of heartbeat comments that keep proxies from closing a quiet stream (default 15 s). */
@@ -38,6 +40,8 @@ export interface EventHubOptions {
 export type AdminEventName = 'table' | 'traffic' | 'health' | 'replicas' | 'rollout';
 
 const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+/** With 1 MiB each, the streams can hold at most 64 MiB between them. */
+const DEFAULT_MAX_CLIENTS = 64;
 
 interface Client {
   readonly res: ServerResponse;
@@ -47,6 +51,7 @@ interface Client {
 export class EventHub {
   readonly #deps: AdminDeps;
   readonly #maxBufferedBytes: number;
+  readonly #maxClients: number;
   readonly #snapshotMs: number;
   readonly #heartbeatMs: number;
   readonly #retryMs: number;
@@ -68,6 +73,7 @@ export class EventHub {
   constructor(deps: AdminDeps, options: EventHubOptions = {}) {
     this.#deps = deps;
     this.#maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.#maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
     this.#snapshotMs = options.snapshotMs ?? 1000;
     this.#heartbeatMs = options.heartbeatMs ?? 15_000;
     this.#retryMs = options.retryMs ?? 2000;
@@ -92,6 +98,13 @@ export class EventHub {
   attach(req: IncomingMessage, res: ServerResponse): void {
     if (this.#state === 'closed') throw fail('CLOSED', 'the admin API is shutting down');
     if (this.#state !== 'running') throw new Error(`EventHub.attach() called while ${this.#state}`);
+    // Every stream may buffer up to maxBufferedBytes: their number is bounded too.
+    if (this.#clients.size >= this.#maxClients) {
+      throw fail(
+        'TOO_MANY_EVENT_CLIENTS',
+        `${this.#clients.size} event streams are open, the most this admin API serves; close one or retry later`,
+      );
+    }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',

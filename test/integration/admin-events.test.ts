@@ -203,6 +203,28 @@ describe('GET /v1/events', () => {
     );
   });
 
+  it('refuses a stream past maxClients with 503 TOO_MANY_EVENT_CLIENTS, and takes one again after', async () => {
+    const { pools } = await startColours(closers);
+    const t = await startApp({ pools }, { adminEvents: { maxClients: 2 } });
+    closers.push(() => t.close());
+    const one = await events(t);
+    const two = await events(t);
+    await one.next('table');
+    await two.next('table');
+    const refused = await fetch(`${t.adminUrl}/v1/events`);
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(
+      'TOO_MANY_EVENT_CLIENTS',
+    );
+    expect(await readMetric(t.app.metrics, 'switchyard_admin_event_clients')).toBe(2);
+    one.close();
+    await eventually(async () =>
+      expect(await readMetric(t.app.metrics, 'switchyard_admin_event_clients')).toBe(1),
+    );
+    const three = await events(t);
+    await three.next('table');
+  });
+
   it('drops a client that stops reading instead of buffering for it without bound', async () => {
     const { blue } = await startColours(closers);
     const capBytes = 64 * 1024;

@@ -19,7 +19,8 @@ export function eventRoutes(hub: EventHub): Route[] {
         'leaves, goes stale or applies another revision) and `rollout` (`{rollout}` as ' +
         '/v1/rollouts/current, or null, when it changes). A new client gets one of each at once. ' +
         'Heartbeat comments every 15 s; `retry: 2000`. A client that reads too slowly (over 1 MiB ' +
-        'unsent) is disconnected and should reconnect. Browsers: read it with fetch() and send the ' +
+        'unsent) is disconnected and should reconnect. At most 64 streams are open at once; one more ' +
+        'is refused with 503 TOO_MANY_EVENT_CLIENTS. Browsers: read it with fetch() and send the ' +
         'token in `Authorization` (EventSource cannot send headers; never put the token in a URL).',
       response: { contentType: 'text/event-stream' },
       handle: (ctx) => {
