@@ -302,7 +302,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'progressive rollouts judged by the proxy',
     description:
       "Moves traffic to POOL in steps and judges it against the baseline from the proxy's own " +
-      'counts; a worse target is aborted by itself (in-memory control store only, for now).',
+      'counts; a worse target is aborted by itself. With Redis every replica shares it.',
     kind: 'read',
     options: [],
     details: `sub-commands:
