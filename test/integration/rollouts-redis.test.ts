@@ -413,16 +413,32 @@ describe('rollouts with Redis (two replica processes)', () => {
       'cmd',
       JSON.stringify({ op: 'canary', pool: 'canary', percent: 50 }),
     ]);
+    // And the rules, which hold still while a rollout runs (a rule to the target would keep its
+    // users there past an abort).
+    await w.redis.cli([
+      'XADD',
+      COMMANDS,
+      '*',
+      'cmd',
+      JSON.stringify({
+        op: 'rules',
+        rules: [{ name: 'beta', match: [{ header: 'x-beta', present: true }], pool: 'canary' }],
+      }),
+    ]);
     await eventually(async () => {
       const history = await call(w.a, 'GET', '/v1/history?limit=5');
-      const entries = history.body.history as Array<{ source: string; reason?: { code: string } }>;
-      expect(entries).toContainEqual(
-        expect.objectContaining({
-          source: 'redis',
-          reason: expect.objectContaining({ code: 'ROLLOUT_IN_PROGRESS' }) as unknown,
-        }),
+      const entries = history.body.history as Array<{
+        source: string;
+        command: { op?: string };
+        reason?: { code: string };
+      }>;
+      const refused = entries.filter(
+        (e) => e.source === 'redis' && e.reason?.code === 'ROLLOUT_IN_PROGRESS',
       );
+      expect(refused.map((e) => e.command.op).sort()).toEqual(['canary', 'rules']);
     });
+    const state = await call(w.b, 'GET', '/v1/state');
+    expect((state.body.table as { rules: unknown[] }).rules).toEqual([]);
     for (const replica of [w.a, w.b]) {
       expect(await weights(replica)).toEqual({ blue: 9000, canary: 1000 });
     }
