@@ -229,6 +229,28 @@ describe('--workers 2', () => {
     expect(new Set(finished.map((l) => l.worker))).toEqual(new Set([1, 2]));
   });
 
+  test('SIGTERM with WebSockets on both workers: every one is closed 1001 as by one process, exit 0', async () => {
+    const proc = await startGroup(['--drain-timeout', '5s']);
+    const wsUrl = proc.proxyUrl.replace('http:', 'ws:');
+    // Four connections, dealt round robin: two on each worker.
+    const sockets = [];
+    for (let i = 0; i < 4; i++) sockets.push(await openWs(`${wsUrl}/live`));
+    await eventually(
+      async () => expect((await drainOf(proc.adminUrl, 'blue')).replicas[0]?.longLived).toBe(4),
+      { timeoutMs: 5_000, intervalMs: 50 },
+    );
+    const sentAt = performance.now();
+    proc.child.kill('SIGTERM');
+    const codes = await Promise.all(sockets.map((s) => s.closed));
+    expect(codes).toEqual([1001, 1001, 1001, 1001]);
+    const { code } = await proc.exited;
+    expect(code).toBe(0);
+    // Closed by the shutdown itself, not by the drainTimeout deadline cutting them.
+    expect(performance.now() - sentAt).toBeLessThan(5_000);
+    const stopped = proc.logs.filter((l) => l.msg === 'proxy closed' && l.worker !== undefined);
+    expect(new Set(stopped.map((l) => l.worker))).toEqual(new Set([1, 2]));
+  });
+
   test("a rollout judges the workers' counts: a canary answering 20 % 500s is aborted", async () => {
     const blue = await startReference({ pool: 'blue', version: COLOUR_VERSIONS.blue });
     closers.push(blue.close);
