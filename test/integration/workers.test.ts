@@ -6,6 +6,7 @@
  * over the workers.
  */
 import { once } from 'node:events';
+import http from 'node:http';
 import { describe, expect, test } from 'vitest';
 import { WebSocket } from 'ws';
 import { closeAfterEach } from '../helpers/closers.js';
@@ -129,6 +130,44 @@ describe('--workers 2', () => {
     };
     expect(replicas.replicas).toHaveLength(1);
     expect(replicas.replicas[0]?.revision).toBe(1);
+  });
+
+  test('sticky routing does not depend on the worker: a key lands on one pool whichever serves it', async () => {
+    const proc = await startGroup();
+    const res = await fetch(`${proc.adminUrl}/v1/canary?wait=all`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ percent: 50 }),
+    });
+    expect(res.status).toBe(200);
+    // Each request on a connection of its own: the primary deals connections round robin, so
+    // every key is served by both workers.
+    const pools = new Map<string, Set<string>>();
+    for (let i = 0; i < 20; i++) {
+      const key = `user-${i}`;
+      for (let j = 0; j < 4; j++) {
+        const upstream = await new Promise<string>((resolve, reject) => {
+          const req = http.get(
+            `${proc.proxyUrl}/`,
+            { agent: false, headers: { cookie: `sy_id=${key}` } },
+            (answer) => {
+              answer.resume();
+              answer.on('end', () => resolve(String(answer.headers['x-switchyard-upstream'])));
+            },
+          );
+          req.on('error', reject);
+        });
+        pools.set(key, (pools.get(key) ?? new Set()).add(upstream.split('@')[0]!));
+      }
+    }
+    for (const [key, seen] of pools) expect([...seen], key).toHaveLength(1);
+    // Both pools got keys at 50 %, and both workers served.
+    expect(new Set([...pools.values()].map((s) => [...s][0]))).toEqual(new Set(['blue', 'canary']));
+    await eventually(async () => {
+      const [w1, w2] = await perWorker(proc.adminUrl);
+      expect(w1).toBeGreaterThan(0);
+      expect(w2).toBeGreaterThan(0);
+    });
   });
 
   test('a change is answered only once both workers route by it', async () => {
