@@ -243,6 +243,8 @@ export class RolloutDriver {
 
   /** Starts a rollout of `plan`; `actor` made the request. Throws ROLLOUT_IN_PROGRESS. */
   startRollout(plan: RolloutPlan): Promise<RolloutRecord> {
+    // Chosen once: an attempt retried after a lost race keeps the id its gate calls were made for.
+    const id = `r-${randomBytes(4).toString('hex')}`;
     return this.#op('start', async (previous) => {
       if (previous !== null && ACTIVE.has(previous.phase)) {
         const r = previous;
@@ -251,7 +253,6 @@ export class RolloutDriver {
           `rollout ${r.id} of pool "${r.pool}" is ${r.phase}; abort it first`,
         );
       }
-      const id = `r-${randomBytes(4).toString('hex')}`;
       const actor = `rollout:${id}`;
       const now = new Date().toISOString();
       const table = this.#deps.store.current();
@@ -750,6 +751,9 @@ export class RolloutDriver {
     const index = this.#gatedStep;
     const hooks = this.#deps.hooks;
     if (index === null || hooks === undefined) return;
+    // Only the driver calls gates: a replica that is not driving (a rollout started through it)
+    // leaves the step gated and the driver calls them at its next tick, once.
+    if (this.#book.shared && !this.#driving) return;
     const gate = hooks.checkGates(r, index);
     switch (gate.kind) {
       case 'wait':

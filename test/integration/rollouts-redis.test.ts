@@ -585,8 +585,11 @@ describe('rollouts with Redis (two replica processes)', () => {
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
     const w = await world({ blueErrorRate: 0.01, canaryErrorRate: 0.01 });
     loadBoth(w);
-    // Started on the replica that may not drive: the events still come from one replica each.
-    const started = await call(w.b, 'POST', '/v1/rollouts', {
+    // Started on the replica that does not drive: the events still come from one replica each
+    // (its gate calls once came from both, the starting replica and the driver).
+    const holder = await leaseHolder(w);
+    const other = holder === w.a ? w.b : w.a;
+    const started = await call(other, 'POST', '/v1/rollouts', {
       pool: 'canary',
       steps: [{ weight: 20 }, { pause: '1s' }, { weight: 100 }],
       analysis: { minRequests: 40, minRequestsToPromote: 80, tolerance: { points: 20 } },
