@@ -604,10 +604,16 @@ describe('rollouts with Redis (two replica processes)', () => {
       },
       { timeoutMs: 45_000, intervalMs: 200 },
     );
-    const engine = r.decisions.filter((d) => d.action !== 'webhook');
-    await eventually(
-      () => expect(deliveries.filter((d) => d.event === 'decision')).toHaveLength(engine.length),
-      { timeoutMs: 10_000, intervalMs: 100 },
+    expect(r.phase).toBe('promoted');
+    // The last decision is blue's drained record, made by the driver shortly after promotion.
+    const engine = await eventually(
+      async () => {
+        const now = (await current(w.a)).decisions.filter((d) => d.action !== 'webhook');
+        expect(now.at(-1)?.action).toBe('drained');
+        expect(deliveries.filter((d) => d.event === 'decision')).toHaveLength(now.length);
+        return now;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
     );
     // Give a second replica's duplicate the time to arrive, had one been sent.
     await new Promise((resolve) => setTimeout(resolve, 1500));
