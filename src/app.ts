@@ -210,8 +210,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       // /metrics keeps answering) while the proxy drains.
       await step(() => rollouts.close());
       await step(() => hooks.close());
-      await step(() => webhooks.close());
-      await step(() => plane.close());
+      // Queued notifications (an `aborted` just decided) go out while the proxy drains.
+      await Promise.all([step(() => webhooks.close()), step(() => plane.close())]);
       if (ownsStore) await step(() => store.close());
       await step(() => admin.close());
       setState('closed');

@@ -36,6 +36,11 @@ export interface WebhookSenderOptions {
   readonly maxBackoffMs?: number;
   /** Notifications waiting per webhook; the oldest is dropped past this (default 100). */
   readonly maxQueued?: number;
+  /**
+   * How long close() lets queued notifications go out (one more try each, no further retries)
+   * before it aborts what is left (default 2000 ms).
+   */
+  readonly closeGraceMs?: number;
 }
 
 interface Delivery {
@@ -72,7 +77,10 @@ export class WebhookSender {
   readonly #controllers = new Set<AbortController>();
   readonly #sleeps = new Set<() => void>();
   readonly #workers = new Set<Promise<void>>();
+  /** close() was called: no new notifications, no retries after a failed try. */
   #closed = false;
+  /** The grace is over: calls are aborted and none is made. */
+  #aborted = false;
   #closing: Promise<void> | undefined;
   #sequence = 0;
 
@@ -89,7 +97,7 @@ export class WebhookSender {
     attempt = 1,
     id = this.#nextId(),
   ): Promise<WebhookCallResult> {
-    if (this.#closed) return { ok: false, status: null, outcome: 'not sent: closing', attempt };
+    if (this.#aborted) return { ok: false, status: null, outcome: 'not sent: closing', attempt };
     const controller = new AbortController();
     this.#controllers.add(controller);
     let timedOut = false;
@@ -122,7 +130,7 @@ export class WebhookSender {
     } catch (err) {
       const outcome = timedOut
         ? `timeout after ${hook.timeoutMs} ms`
-        : this.#closed
+        : this.#aborted
           ? 'aborted: closing'
           : `error: ${errorText(err)}`;
       return { ok: false, status: null, outcome, attempt };
@@ -166,13 +174,33 @@ export class WebhookSender {
     }
   }
 
-  /** Stops intake, aborts calls in flight and pending retries, closes connections. Idempotent. */
+  /**
+   * Stops intake; what is queued gets one more try each (a retry waiting for its backoff goes at
+   * once) for up to `closeGraceMs`, then calls in flight are aborted and connections closed.
+   * An `aborted` or `promoted` sent just before a SIGTERM still reaches its receiver. Idempotent.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#closed = true;
+      for (const wake of this.#sleeps) wake();
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#options.closeGraceMs ?? 2000);
+      });
+      await Promise.race([Promise.allSettled([...this.#workers]), grace]);
+      clearTimeout(timer);
+      this.#aborted = true;
+      const left = [...this.#queues.values()].reduce((n, q) => n + q.items.length, 0);
+      const inFlight = this.#controllers.size;
       for (const c of this.#controllers) c.abort();
       for (const wake of this.#sleeps) wake();
       await Promise.allSettled([...this.#workers]);
+      if (left + inFlight > 0) {
+        this.#log.warn(
+          { inFlight, queued: left },
+          'webhook notifications not delivered before close: aborted',
+        );
+      }
       this.#queues.clear();
       await this.#agent.close().catch(() => this.#agent.destroy());
     })();
@@ -185,12 +213,12 @@ export class WebhookSender {
     const maxBackoffMs = this.#options.maxBackoffMs ?? 10_000;
     try {
       for (let d = queue.items.shift(); d !== undefined; d = queue.items.shift()) {
-        for (let attempt = 1; attempt <= maxAttempts && !this.#closed; attempt++) {
+        for (let attempt = 1; attempt <= maxAttempts && !this.#aborted; attempt++) {
           const result = await this.call(d.hook, d.event, d.body, attempt, d.id);
-          if (this.#closed) break;
+          if (this.#aborted) break;
           report(d, result, this.#log);
           if (result.ok) break;
-          if (attempt === maxAttempts) {
+          if (attempt === maxAttempts || this.#closed) {
             this.#log.warn(
               { event: d.event, url: d.hook.url, attempts: attempt, outcome: result.outcome },
               'webhook delivery failed',
@@ -199,7 +227,7 @@ export class WebhookSender {
           }
           await this.#sleep(Math.min(maxBackoffMs, backoffMs * 2 ** (attempt - 1)));
         }
-        if (this.#closed) return;
+        if (this.#aborted) return;
       }
     } finally {
       queue.running = false;
