@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fail } from '../errors.js';
 import type { RoutingTable } from '../table/types.js';
 import type { AdminDeps } from './admin-deps.js';
-import { PoolRates } from './pool-rates.js';
+import { FleetRates, PoolRates, type PoolRate } from './pool-rates.js';
 import { TRAFFIC_WINDOW_MS } from './routes/traffic.js';
 import { drainView } from '../control/drain-view.js';
 import { buildTrafficReport } from './traffic-report.js';
@@ -34,6 +34,15 @@ export interface EventHubOptions {
   readonly heartbeatMs?: number;
   /** Reconnection delay the stream asks clients to wait (`retry:`, default 2000 ms). */
   readonly retryMs?: number;
+}
+
+/** `traffic.fleet`: the rates of every replica together (Redis only). */
+interface FleetRateEvent {
+  /** Milliseconds the figures cover (0 until two reads of the fleet's counters). */
+  readonly rateWindowMs: number;
+  readonly rates: Record<string, PoolRate>;
+  /** Replicas that served requests in the window (a replica's first 10 s are not counted). */
+  readonly replicas: number;
 }
 
 /** The event names the stream sends. */
@@ -57,6 +66,12 @@ export class EventHub {
   readonly #retryMs: number;
   readonly #clients = new Set<Client>();
   readonly #rates = new PoolRates();
+  /** With Redis: the whole fleet's figures, from every replica's published counters. */
+  readonly #fleet = new FleetRates();
+  /** A read of the fleet's counters is under way (never awaited by a snapshot). */
+  #fleetReading = false;
+  /** The last fleet read failed (Redis down): no fleet figures are sent rather than old ones. */
+  #fleetDown = false;
   readonly #onTable = (table: RoutingTable): void => {
     this.#broadcast('table', tableEvent(table, this.#deps));
   };
@@ -152,6 +167,7 @@ export class EventHub {
   /** The first client arrived: start the snapshot and heartbeat timers. */
   #busy(): void {
     this.#rates.clear();
+    this.#fleet.clear();
     this.#snapshotTimer = setInterval(() => this.#tick(), this.#snapshotMs);
     this.#snapshotTimer.unref();
     this.#heartbeatTimer = setInterval(() => {
@@ -167,6 +183,7 @@ export class EventHub {
     this.#snapshotTimer = null;
     this.#heartbeatTimer = null;
     this.#rates.clear();
+    this.#fleet.clear();
   }
 
   #tick(): void {
@@ -196,6 +213,7 @@ export class EventHub {
     const counts = proxy.poolCounts?.();
     if (counts !== undefined) this.#rates.sample(counts, now);
     const rates = this.#rates.report();
+    this.#sampleFleet(now);
     const traffic = buildTrafficReport(
       proxy.trafficSnapshot(TRAFFIC_WINDOW_MS),
       table,
@@ -205,6 +223,7 @@ export class EventHub {
       ...traffic,
       rateWindowMs: rates.windowMs,
       rates: rates.pools,
+      fleet: this.#fleetReport(),
       generatedAt: new Date(now).toISOString(),
     });
 
@@ -248,6 +267,41 @@ export class EventHub {
       this.#lastReplicas = key;
       this.#broadcast('replicas', { replicas });
     }
+  }
+
+  /**
+   * Starts a read of every replica's counters (Redis only) that feeds the fleet figures when it
+   * lands: a slow or unreachable Redis delays no event.
+   */
+  #sampleFleet(atMs: number): void {
+    const rollouts = this.#deps.rollouts;
+    if (rollouts === undefined || this.#fleetReading) return;
+    this.#fleetReading = true;
+    rollouts
+      .fleetCounts()
+      .then(
+        (byReplica) => {
+          this.#fleetDown = false;
+          if (byReplica !== null && this.#snapshotTimer !== null) {
+            this.#fleet.sample(byReplica, atMs);
+          }
+        },
+        () => {
+          this.#fleetDown = true;
+          this.#fleet.clear();
+        },
+      )
+      .finally(() => {
+        this.#fleetReading = false;
+      });
+  }
+
+  /** The fleet's figures; null with one replica (memory store) or with Redis unreachable. */
+  #fleetReport(): FleetRateEvent | null {
+    const { rollouts, store } = this.#deps;
+    if (rollouts === undefined || store.status().kind !== 'redis' || this.#fleetDown) return null;
+    const r = this.#fleet.report();
+    return { rateWindowMs: r.windowMs, rates: r.pools, replicas: r.replicas };
   }
 
   #broadcast(event: AdminEventName, data: unknown): void {

@@ -4,6 +4,7 @@
  * counters (the same counters the rollout judge reads), sampled about once a second.
  */
 import type { PoolOutcomeSnapshot } from '../data/pool-outcomes.js';
+import { LatencyHistogram } from '../rollout/latency-histogram.js';
 
 /** One pool's figures over the window; null figures mean "no requests in the window". */
 export interface PoolRate {
@@ -57,22 +58,126 @@ export class PoolRates {
       return { windowMs: 0, pools: {} };
     }
     const windowMs = newest.atMs - oldest.atMs;
-    const pools: Record<string, PoolRate> = {};
-    for (const [pool, now] of newest.counts) {
-      const before = oldest.counts.get(pool);
-      const requests = now.requests - (before?.requests ?? 0);
-      const errors = now.errors - (before?.errors ?? 0);
-      let p99Ms: number | null = null;
-      if (requests > 0) {
-        const latency = before === undefined ? now.latency : now.latency.since(before.latency);
-        p99Ms = latency.total > 0 ? latency.quantile(0.99) : null;
-      }
-      pools[pool] = {
-        requestsPerSecond: windowMs > 0 ? (requests * 1000) / windowMs : 0,
-        errorRatio: requests > 0 ? errors / requests : null,
-        p99Ms,
-      };
-    }
-    return { windowMs, pools };
+    const sums = new Map<string, Added>();
+    addDifference(sums, oldest.counts, newest.counts, windowMs);
+    return { windowMs, pools: ratesOf(sums) };
   }
+}
+
+type Counts = ReadonlyMap<string, PoolOutcomeSnapshot>;
+
+interface FleetSample {
+  readonly atMs: number;
+  readonly byReplica: ReadonlyMap<string, Counts>;
+}
+
+/**
+ * The same figures for the whole fleet (with Redis): samples of every replica's counters, as each
+ * last published them. Each replica's rate comes from its own oldest good sample in the window
+ * (present in every sample since, counters never going down), then the replicas are summed: a
+ * replica that joins counts from its second sample, one that restarts (counters went down) from
+ * its first sample after, and one that stopped (counters standing still) adds nothing.
+ */
+export class FleetRates {
+  readonly #maxSamples: number;
+  #samples: FleetSample[] = [];
+
+  /** `maxSamples` as for PoolRates. */
+  constructor(maxSamples = 11) {
+    if (!Number.isInteger(maxSamples) || maxSamples < 2) {
+      throw new RangeError(`FleetRates: maxSamples ${maxSamples} is not an integer >= 2`);
+    }
+    this.#maxSamples = maxSamples;
+  }
+
+  /** Records every replica's counters (replica id → pool → counts) as read at `atMs`. */
+  sample(byReplica: ReadonlyMap<string, Counts>, atMs: number): void {
+    this.#samples.push({ atMs, byReplica });
+    if (this.#samples.length > this.#maxSamples) this.#samples.shift();
+  }
+
+  clear(): void {
+    this.#samples = [];
+  }
+
+  /** The fleet's figures over the window, and how many replicas served requests in it. */
+  report(): PoolRateReport & { readonly replicas: number } {
+    const samples = this.#samples;
+    const newest = samples.at(-1);
+    if (newest === undefined || samples.length < 2) return { windowMs: 0, pools: {}, replicas: 0 };
+    const sums = new Map<string, Added>();
+    let serving = 0;
+    for (const [id, now] of newest.byReplica) {
+      let base: FleetSample | undefined;
+      let later = now;
+      for (let k = samples.length - 2; k >= 0; k--) {
+        const sample = samples[k];
+        const c = sample?.byReplica.get(id);
+        if (sample === undefined || c === undefined || wentDown(c, later)) break;
+        base = sample;
+        later = c;
+      }
+      if (base === undefined) continue;
+      const spanMs = newest.atMs - base.atMs;
+      if (addDifference(sums, later, now, spanMs)) serving++;
+    }
+    const oldest = samples[0] as FleetSample;
+    return { windowMs: newest.atMs - oldest.atMs, pools: ratesOf(sums), replicas: serving };
+  }
+}
+
+/** True when a counter of `now` is below `before`'s: the replica restarted in between. */
+function wentDown(before: Counts, now: Counts): boolean {
+  for (const [pool, b] of before) {
+    const n = now.get(pool);
+    if (n === undefined || n.requests < b.requests || n.errors < b.errors) return true;
+  }
+  return false;
+}
+
+interface Added {
+  requests: number;
+  errors: number;
+  /** Requests per second, summed over the replicas (each over its own span). */
+  perSecond: number;
+  latency: LatencyHistogram;
+}
+
+/**
+ * Adds `now - before` per pool (over `spanMs`) to `sums`; true when `now` counts more requests.
+ */
+function addDifference(
+  sums: Map<string, Added>,
+  before: Counts,
+  now: Counts,
+  spanMs: number,
+): boolean {
+  let served = false;
+  for (const [pool, n] of now) {
+    const b = before.get(pool);
+    let sum = sums.get(pool);
+    if (sum === undefined) {
+      sum = { requests: 0, errors: 0, perSecond: 0, latency: new LatencyHistogram() };
+      sums.set(pool, sum);
+    }
+    const requests = n.requests - (b?.requests ?? 0);
+    sum.requests += requests;
+    sum.errors += n.errors - (b?.errors ?? 0);
+    if (spanMs > 0) sum.perSecond += (requests * 1000) / spanMs;
+    sum.latency.add(b === undefined ? n.latency : n.latency.since(b.latency));
+    if (requests > 0) served = true;
+  }
+  return served;
+}
+
+function ratesOf(sums: ReadonlyMap<string, Added>): Record<string, PoolRate> {
+  const pools: Record<string, PoolRate> = {};
+  for (const [pool, a] of sums) {
+    pools[pool] = {
+      requestsPerSecond: a.perSecond,
+      errorRatio: a.requests > 0 ? a.errors / a.requests : null,
+      p99Ms: a.requests > 0 && a.latency.total > 0 ? a.latency.quantile(0.99) : null,
+    };
+  }
+  return pools;
 }

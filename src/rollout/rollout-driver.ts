@@ -657,6 +657,17 @@ export class RolloutDriver {
     return sumCounts([own, ...all.values()]);
   }
 
+  /**
+   * With Redis, every replica's per-pool counters by replica id (this one's live, the others' as
+   * last published, at most about a second old); null with a memory book (one replica).
+   */
+  async fleetCounts(): Promise<Map<string, CountsSnapshot> | null> {
+    if (!this.#book.shared) return null;
+    const all = await this.#book.replicaCounts();
+    all.set(this.#deps.replicaId, this.#deps.counts());
+    return all;
+  }
+
   /** Marks the rollout as seen here: the store cannot be read, so nothing advances. */
   #noteUnreachable(err: unknown): void {
     this.#log.debug({ err }, 'rollout store unreachable');

@@ -131,7 +131,8 @@ function renderPools() {
   const rows = names.map((name) => {
     const weight = state.table.weights[name] ?? 0;
     const observed = traffic?.pools?.[name];
-    const rate = traffic?.rates?.[name];
+    // With Redis the rates are the whole fleet's; with one replica, this one's.
+    const rate = (traffic?.fleet ?? traffic)?.rates?.[name];
     const health = state.health?.pools?.[name];
     const endpoints = health?.endpoints?.length
       ? h(
@@ -200,7 +201,7 @@ function renderPools() {
     'Endpoints',
     'Weight',
     'Observed (60 s)',
-    'Req/s',
+    traffic?.fleet ? `Req/s (${traffic.fleet.replicas} replica(s))` : 'Req/s',
     'Errors',
     'p99',
     'State',

@@ -203,6 +203,54 @@ describe('GET /v1/events', () => {
     );
   });
 
+  it('with Redis: the rates are the whole fleet’s, from every replica’s counters', async () => {
+    const redis = await startRedisServer();
+    closers.push(() => redis.close());
+    const { pools } = await startColours(closers);
+    const apps: TestApp[] = [];
+    for (const id of ['fleet-a', 'fleet-b']) {
+      const app = await startApp(
+        { redis: redis.url, namespace: 'fleet', pools },
+        { replicaId: id },
+      );
+      closers.push(() => app.close());
+      apps.push(app);
+    }
+    const [a, b] = apps as [TestApp, TestApp];
+    // Requests through A only; B's stream shows them in the fleet's rates, not in its own.
+    const agent = new Agent({ connections: 2 });
+    closers.push(() => agent.close());
+    let stop = false;
+    const load = (async () => {
+      while (!stop) {
+        const res = await request(`${a.proxyUrl}/hello`, { dispatcher: agent });
+        await res.body.dump();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    })();
+    closers.push(async () => {
+      stop = true;
+      await load;
+    });
+    const sse = await events(b);
+    type Rates = Record<string, { requestsPerSecond: number; errorRatio: number | null }>;
+    type Traffic = { rates: Rates; fleet: { rates: Rates; replicas: number } | null };
+    const event = await sse.next(
+      'traffic',
+      (d) => ((d as Traffic).fleet?.rates.blue?.requestsPerSecond ?? 0) > 5,
+      { timeoutMs: 20_000 },
+    );
+    const data = event.data as Traffic;
+    expect(data.fleet?.replicas).toBe(1);
+    expect(data.fleet?.rates.blue?.errorRatio).toBe(0);
+    expect(data.rates.blue?.requestsPerSecond ?? 0).toBe(0);
+    // Redis paused: no fleet figures rather than stale ones; the local ones go on.
+    redis.pause();
+    closers.push(() => redis.resume());
+    const from = sse.events.length;
+    await sse.next('traffic', (d) => (d as Traffic).fleet === null, { from, timeoutMs: 20_000 });
+  });
+
   it('refuses a stream past maxClients with 503 TOO_MANY_EVENT_CLIENTS, and takes one again after', async () => {
     const { pools } = await startColours(closers);
     const t = await startApp({ pools }, { adminEvents: { maxClients: 2 } });

@@ -14,6 +14,7 @@ import { UI_CONTENT_SECURITY_POLICY } from '../../src/admin/routes/ui.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { startColours, startReference } from '../helpers/reference.js';
+import { startRedisServer } from '../helpers/redis-server.js';
 import { startApp, startColourApp, type TestApp } from '../helpers/start-app.js';
 
 const closers = closeAfterEach();
@@ -145,6 +146,36 @@ describe.skipIf(!hasChromium)('dashboard in headless Chromium', () => {
     await expect.poll(() => cellText(page, 'blue', 'p99'), { timeout: 20_000 }).toMatch(/\d+ ms/);
     expect(await cellText(page, 'blue', 'observed')).toContain('100.0 %');
     expect(await page.locator('#replicas').innerText()).toContain(t.app.replicaId);
+    await load.stop();
+    expect(errors).toEqual([]);
+  });
+
+  it('with Redis, shows the whole fleet’s requests per second, not one replica’s', async () => {
+    const redis = await startRedisServer();
+    closers.push(() => redis.close());
+    const { pools } = await startColours(closers);
+    const apps: TestApp[] = [];
+    for (const id of ['ui-a', 'ui-b']) {
+      const app = await startApp(
+        { redis: redis.url, namespace: 'ui', pools, adminToken: TOKEN },
+        { replicaId: id },
+      );
+      closers.push(() => app.close());
+      apps.push(app);
+    }
+    const [a, b] = apps as [TestApp, TestApp];
+    // Traffic through A only; the page is B's.
+    const load = startLoad({ origin: a.proxyUrl, clients: 2, pauseMs: 5 });
+    closers.push(() => load.stop());
+    const { page, errors } = await openPage();
+    await signIn(page, b);
+    await expect.poll(() => page.locator('tr[data-pool]').count()).toBe(3);
+    await expect
+      .poll(async () => parseFloat(await cellText(page, 'blue', 'rps')), { timeout: 20_000 })
+      .toBeGreaterThan(0);
+    await expect.poll(() => page.locator('#pools-table thead').innerText()).toContain('1 replica');
+    // B itself served nothing: its own share is empty.
+    expect(await cellText(page, 'blue', 'observed')).toMatch(/–|0 req/);
     await load.stop();
     expect(errors).toEqual([]);
   });

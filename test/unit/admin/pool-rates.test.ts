@@ -1,6 +1,9 @@
-/** PoolRates (issue 14): req/s, error ratio and p99 from differences of cumulative counters. */
+/**
+ * PoolRates and FleetRates (issue 14): req/s, error ratio and p99 from differences of cumulative
+ * counters, of one replica or of every replica of a fleet.
+ */
 import { describe, expect, it } from 'vitest';
-import { PoolRates } from '../../../src/admin/pool-rates.js';
+import { FleetRates, PoolRates } from '../../../src/admin/pool-rates.js';
 import type { PoolOutcomeSnapshot } from '../../../src/data/pool-outcomes.js';
 import { LatencyHistogram } from '../../../src/rollout/latency-histogram.js';
 
@@ -66,5 +69,57 @@ describe('PoolRates', () => {
     });
     rates.clear();
     expect(rates.report().windowMs).toBe(0);
+  });
+});
+
+/** Counters of one pool, `blue`: `requests` so far, `errors` of them, all at 10 ms. */
+function blue(requests: number, errors = 0): Map<string, PoolOutcomeSnapshot> {
+  return counts({ blue: { requests, errors, latenciesMs: times(requests, 10) } });
+}
+
+function fleet(
+  byReplica: Record<string, Map<string, PoolOutcomeSnapshot>>,
+): Map<string, Map<string, PoolOutcomeSnapshot>> {
+  return new Map(Object.entries(byReplica));
+}
+
+describe('FleetRates', () => {
+  it('sums every replica’s own rate', () => {
+    const rates = new FleetRates();
+    rates.sample(fleet({ a: blue(100), b: blue(1000, 10) }), 0);
+    rates.sample(fleet({ a: blue(300), b: blue(1400, 30) }), 2000);
+    const r = rates.report();
+    expect(r).toMatchObject({ windowMs: 2000, replicas: 2 });
+    expect(r.pools.blue?.requestsPerSecond).toBe(300); // (200 + 400) / 2 s
+    expect(r.pools.blue?.errorRatio).toBe(20 / 600);
+    expect(r.pools.blue?.p99Ms).toBeGreaterThan(9);
+  });
+
+  it('counts a replica that joins from its second sample, over its own span', () => {
+    const rates = new FleetRates();
+    rates.sample(fleet({ a: blue(0) }), 0);
+    rates.sample(fleet({ a: blue(100), b: blue(5000) }), 1000);
+    // b's 5,000 requests before it was first seen are not a rate.
+    expect(rates.report().pools.blue?.requestsPerSecond).toBe(100);
+    expect(rates.report().replicas).toBe(1);
+    rates.sample(fleet({ a: blue(200), b: blue(5050) }), 2000);
+    // a: 200 in 2 s; b: 50 in its 1 s.
+    expect(rates.report().pools.blue?.requestsPerSecond).toBe(150);
+    expect(rates.report().replicas).toBe(2);
+  });
+
+  it('a replica that restarted counts from its first sample after, one that stopped adds 0', () => {
+    const rates = new FleetRates();
+    rates.sample(fleet({ a: blue(1000), gone: blue(700) }), 0);
+    rates.sample(fleet({ a: blue(1100), gone: blue(700) }), 1000);
+    rates.sample(fleet({ a: blue(30), gone: blue(700) }), 2000); // a restarted
+    let r = rates.report();
+    expect(r.pools.blue?.requestsPerSecond).toBe(0);
+    expect(r.replicas).toBe(0);
+    rates.sample(fleet({ a: blue(130), gone: blue(700) }), 3000);
+    r = rates.report();
+    expect(r.pools.blue?.requestsPerSecond).toBe(100);
+    expect(r.pools.blue?.errorRatio).toBe(0);
+    expect(r.replicas).toBe(1);
   });
 });
