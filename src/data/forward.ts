@@ -851,6 +851,17 @@ export class ProxyExchange implements Dispatcher.DispatchHandler, TrackedConnect
     pool.outcomes.observe(status, ms);
   }
 
+  /**
+   * The access log line of a WebSocket upgrade (upgrade.ts): `status` 101 when the relay ends
+   * (the duration is the connection's), else the answer the client got (499: it left first);
+   * `bytes` written to the client's connection, frames included.
+   */
+  logUpgrade(status: number, bytes: number): void {
+    if (this.#ctx.accessLog === null) return;
+    this.#bytes = bytes;
+    this.#logAccess(status, performance.now() - this.#start);
+  }
+
   /** Writes this request's access log line, when sampled. */
   #logAccess(status: number, ms: number): void {
     const log = this.#ctx.accessLog as AccessLog;

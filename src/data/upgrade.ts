@@ -109,7 +109,8 @@ export class UpgradeRelay {
     }
     const problem = webSocketProblem(req);
     if (problem !== undefined) {
-      sendUpgradeError(res, 'BAD_REQUEST', problem, this.#ctx.unrouted);
+      const status = sendUpgradeError(res, 'BAD_REQUEST', problem, this.#ctx.unrouted);
+      this.#logRefused(req, status);
       return;
     }
     // Same routing and request hygiene as every request; a refusal is answered by the exchange.
@@ -143,12 +144,13 @@ export class UpgradeRelay {
     // Bytes after the head (a pipelined request) are never read as HTTP: the connection closes.
     res.socket?.resume();
     if (hasBody(req)) {
-      sendUpgradeError(
+      const status = sendUpgradeError(
         res,
         'BAD_REQUEST',
         'only WebSocket upgrades are supported; this Upgrade request has a body',
         this.#ctx.unrouted,
       );
+      this.#logRefused(req, status);
       return;
     }
     const exchange = new ProxyExchange(this.#ctx, req, res);
@@ -187,6 +189,13 @@ export class UpgradeRelay {
     });
     // Errors are handled below or by the relay; this keeps a late one from crashing the process.
     upstream.on('error', noop);
+    // One access log line per upgrade request, whichever way it ends.
+    let logged = false;
+    const log = (status: number): void => {
+      if (logged) return;
+      logged = true;
+      exchange.logUpgrade(status, socket.bytesWritten);
+    };
     let settled = false;
     // Our own timer rather than ws's handshakeTimeout: a timeout is then told by this flag, not
     // by the text of ws's error message.
@@ -201,6 +210,8 @@ export class UpgradeRelay {
       settled = true;
       clearTimeout(timer);
       upstream.terminate();
+      // The client left (or the proxy is closing) before the upstream answered.
+      log(499);
     };
     this.#handshakes.add(cancel);
     socket.once('close', cancel);
@@ -220,6 +231,7 @@ export class UpgradeRelay {
       socket.resume();
       res.once('close', () => upstream.terminate());
       upRes.once('error', () => socket.destroy());
+      res.once('close', () => log(status));
       res.writeHead(status, upRes.statusMessage, [...stripHopByHop(upRes.rawHeaders), ...extra]);
       upRes.pipe(res);
     });
@@ -233,20 +245,27 @@ export class UpgradeRelay {
         Date.now(),
       );
       const res = responseOn(req, socket);
-      if (reason === 'timeout')
-        sendUpgradeError(res, 'UPSTREAM_TIMEOUT', 'upstream did not answer in time', pool.metrics);
-      else
-        sendUpgradeError(
-          res,
-          'UPSTREAM_ERROR',
-          'upstream websocket handshake failed',
-          pool.metrics,
-        );
+      const status =
+        reason === 'timeout'
+          ? sendUpgradeError(
+              res,
+              'UPSTREAM_TIMEOUT',
+              'upstream did not answer in time',
+              pool.metrics,
+            )
+          : sendUpgradeError(
+              res,
+              'UPSTREAM_ERROR',
+              'upstream websocket handshake failed',
+              pool.metrics,
+            );
+      log(status);
     });
     upstream.once('open', () => {
       endHandshake();
       if (socket.destroyed) {
         upstream.terminate();
+        log(499);
         return;
       }
       this.#pending.set(req, {
@@ -254,12 +273,15 @@ export class UpgradeRelay {
         headers: extra,
       });
       // ws gives up on a socket that closed meanwhile without calling back.
-      const gone = (): void => upstream.terminate();
+      const gone = (): void => {
+        upstream.terminate();
+        log(499);
+      };
       socket.once('close', gone);
       this.#wss.handleUpgrade(req, socket, head, (client) => {
         socket.off('close', gone);
         this.#pending.delete(req);
-        this.#pipeWebSockets(client, upstream, pool, endpoint);
+        this.#pipeWebSockets(client, upstream, pool, endpoint, () => log(101));
       });
     });
   }
@@ -269,6 +291,7 @@ export class UpgradeRelay {
     upstream: WebSocket,
     pool: CompiledPool,
     endpoint: UpstreamPool,
+    ended: () => void,
   ): void {
     pool.metrics.tally.count(101);
     const gauge = this.#ctx.metrics.upgradedConnections.labels(pool.name);
@@ -288,12 +311,13 @@ export class UpgradeRelay {
         },
       ),
     );
-    let ended = false;
+    let done = false;
     const end = (): void => {
-      if (ended) return;
-      ended = true;
+      if (done) return;
+      done = true;
       untrack();
       gauge.dec();
+      ended();
     };
     relay(client, upstream);
     relay(upstream, client);
@@ -316,6 +340,27 @@ export class UpgradeRelay {
       end();
       upstream.terminate();
       client.terminate();
+    });
+  }
+
+  /** The access log line of an upgrade request refused before it was routed. */
+  #logRefused(req: IncomingMessage, status: number): void {
+    const log = this.#ctx.accessLog;
+    if (log === null || !log.sampled()) return;
+    const path = req.url ?? '';
+    const q = path.indexOf('?');
+    log.write({
+      method: req.method ?? '',
+      path: q === -1 ? path : path.slice(0, q),
+      status,
+      pool: null,
+      version: null,
+      endpoint: null,
+      durationMs: 0,
+      bytes: 0,
+      sticky: null,
+      rule: null,
+      retry: false,
     });
   }
 
@@ -379,20 +424,23 @@ function responseOn(req: IncomingMessage, socket: Socket): ServerResponse {
 
 /**
  * The one place this file answers an error: the status comes from the catalogue, the body is
- * the proxy's JSON error, the answer is counted under its real status, and the connection closes.
+ * the proxy's JSON error, the answer is counted under its real status (returned), and the
+ * connection closes.
  */
 function sendUpgradeError(
   res: ServerResponse,
   code: ErrorCode,
   message: string,
   metrics: PoolMetricChildren,
-): void {
+): number {
   const socket = res.socket;
   if (res.headersSent || socket === null || !socket.writable) {
     metrics.tally.count(ERROR_CODES[code]);
     socket?.destroy();
-    return;
+    return ERROR_CODES[code];
   }
   socket.resume();
-  metrics.tally.count(writeProxyError(res, code, message));
+  const status = writeProxyError(res, code, message);
+  metrics.tally.count(status);
+  return status;
 }

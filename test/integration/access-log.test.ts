@@ -4,9 +4,12 @@
  * with `accessLogSample`.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { WebSocket } from 'ws';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { spawnProxy } from '../helpers/proxy-process.js';
@@ -155,5 +158,106 @@ describe('access log', () => {
       },
       { timeoutMs: 10_000 },
     );
+  });
+  test('a WebSocket gets one line when it ends (101, its whole duration), refusals theirs', async () => {
+    const path = await tempFile('ws-access.log');
+    const { pools } = await startColours(closers);
+    // An upstream that refuses every upgrade with 403, as the `green` pool.
+    const refusing = http.createServer((_req, res) => res.writeHead(404).end());
+    refusing.on('upgrade', (_req, socket: Socket) => {
+      socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno');
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          refusing.closeAllConnections();
+          refusing.close(() => resolve());
+        }),
+    );
+    const refusingUrl = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}`;
+    const withRefusing = pools.map((p) =>
+      p.name === 'green' ? { ...p, endpoints: [refusingUrl] } : p,
+    );
+    const t = await startApp({ pools: withRefusing, accessLog: path, healthCheckInterval: 0 });
+    let closed = false;
+    closers.push(() => (closed ? undefined : t.close()));
+    const wsUrl = t.proxyUrl.replace('http:', 'ws:');
+
+    // Relayed: open, two echoes, held ~300 ms, closed by the client.
+    const ws = new WebSocket(`${wsUrl}/chat?token=secret`);
+    const messages: string[] = [];
+    ws.on('message', (data: Buffer) => messages.push(data.toString('utf8')));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    ws.send('one');
+    ws.send('two');
+    await eventually(() => expect(messages).toHaveLength(3)); // hello + two echoes
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const wsClosed = new Promise((resolve) => ws.once('close', resolve));
+    ws.close(1000);
+    await wsClosed;
+
+    // Refused by the upstream: a rule sends /green to the refusing pool.
+    const rules = await fetch(`${t.adminUrl}/v1/rules`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        rules: [{ name: 'to-green', match: [{ path: true, prefix: '/green' }], pool: 'green' }],
+      }),
+    });
+    expect(rules.status).toBe(200);
+    const refused = new WebSocket(`${wsUrl}/green/chat`);
+    const status = await new Promise<number>((resolve) => {
+      refused.once('unexpected-response', (_req, res: http.IncomingMessage) => {
+        resolve(res.statusCode ?? 0);
+        res.resume();
+      });
+      refused.once('error', () => resolve(-1));
+    });
+    expect(status).toBe(403);
+    refused.terminate();
+
+    // Not a valid handshake: answered 400 by the proxy itself.
+    const bad = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${t.proxyUrl}/bad`, {
+        headers: { connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13' },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('upgrade', () => reject(new Error('upgraded')));
+      req.on('error', reject);
+      req.end();
+    });
+    expect(bad).toBe(400);
+
+    await eventually(async () => expect(await readLines(path)).toHaveLength(3));
+    await t.close();
+    closed = true;
+    const [relayed, byUpstream, byProxy] = await readLines(path);
+    expect(relayed).toMatchObject({
+      method: 'GET',
+      path: '/chat',
+      status: 101,
+      pool: 'blue',
+      version: '1111111',
+      endpoint: pools[0]?.endpoints[0],
+      rule: null,
+      retry: false,
+    });
+    expect(relayed?.durationMs as number).toBeGreaterThanOrEqual(300);
+    // The 101 head and three messages at least.
+    expect(relayed?.bytes as number).toBeGreaterThan(100);
+    expect(byUpstream).toMatchObject({
+      path: '/green/chat',
+      status: 403,
+      pool: 'green',
+      rule: 'to-green',
+    });
+    expect(byProxy).toMatchObject({ path: '/bad', status: 400, pool: null, endpoint: null });
   });
 });
