@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
+import { readMetric } from '../helpers/metrics.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startRedisServer, type RedisServerHandle } from '../helpers/redis-server.js';
@@ -548,6 +549,87 @@ describe('rollouts with Redis (two replica processes)', () => {
     expect(abort?.reason).toMatch(/^canary 5xx [1-9][\d,]*\/[\d,]+ /);
     const metrics = await (await fetch(`${holder.proc.adminUrl}/metrics`)).text();
     expect(metrics).not.toMatch(/switchyard_requests_total\{[^}]*pool="canary"[^}]*\} [1-9]/);
+  });
+
+  it('blue-green: judged against the fleet’s baseline from before the switch, switched back on both', async () => {
+    const w = await world({ canaryErrorRate: 0.2 });
+    // Traffic through the driver only; the rollout is started on the other replica, which itself
+    // served nothing: the baseline it stores can only come from the driver's published counts.
+    const holder = await leaseHolder(w);
+    const other = holder === w.a ? w.b : w.a;
+    const running = startLoad({ origin: holder.proc.proxyUrl, clients: 4, pauseMs: 10 });
+    closers.push(() => running.stop());
+    await eventually(
+      async () =>
+        expect(
+          await readMetric(holder.proc.adminUrl, 'switchyard_requests_total', { pool: 'blue' }),
+        ).toBeGreaterThan(500),
+      { timeoutMs: 20_000, intervalMs: 200 },
+    );
+    const started = await call(other, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      strategy: 'blue-green',
+      analysis: { window: '1m' },
+    });
+    expect(started.status).toBe(201);
+    const r = await eventually(
+      async () => {
+        const now = await current(w.a);
+        expect(now.phase).toBe('aborted');
+        return now;
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    const abort = r.decisions.find((d) => d.action === 'abort');
+    const m = /^canary 5xx [\d,]+\/[\d,]+ .* vs blue 0\/([\d,]+) /.exec(abort?.reason ?? '');
+    expect(m, abort?.reason).not.toBeNull();
+    expect(Number(m?.[1]?.replace(/,/g, ''))).toBeGreaterThan(100);
+    expect(
+      await readMetric(other.proc.adminUrl, 'switchyard_requests_total', { pool: 'blue' }),
+    ).toBe(0);
+    for (const replica of [w.a, w.b]) {
+      await eventually(
+        async () => expect(await weights(replica)).toEqual({ blue: 10_000, canary: 0 }),
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
+    }
+  });
+
+  it('blue-green: a healthy target is promoted after the window on both replicas', async () => {
+    const w = await world();
+    loadBoth(w);
+    for (const r of [w.a, w.b]) {
+      await eventually(
+        async () =>
+          expect(
+            await readMetric(r.proc.adminUrl, 'switchyard_requests_total', { pool: 'blue' }),
+          ).toBeGreaterThan(100),
+        { timeoutMs: 15_000, intervalMs: 200 },
+      );
+    }
+    const started = await call(w.b, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      strategy: 'blue-green',
+      analysis: {
+        window: '2s',
+        minRequests: 40,
+        minRequestsToPromote: 80,
+        tolerance: { points: 20 },
+      },
+    });
+    expect(started.status).toBe(201);
+    const r = await eventually(
+      async () => {
+        const now = await current(w.a);
+        expect(now.phase).toBe('promoted');
+        return now;
+      },
+      { timeoutMs: 30_000, intervalMs: 200 },
+    );
+    expect(r.decisions.map((d) => d.action)).not.toContain('abort');
+    for (const replica of [w.a, w.b]) {
+      expect(await weights(replica)).toEqual({ blue: 0, canary: 10_000 });
+    }
   });
 
   it('issue 13: with two replicas each webhook event arrives once', async () => {
