@@ -473,19 +473,21 @@ export class RolloutDriver {
    * record of SPEC §10): read, `annotate`, write back, retried on a lost race. Nothing when
    * another rollout is current by then.
    */
-  #annotate(id: string, annotate: (r: RolloutRecord) => void): Promise<void> {
+  #annotate(id: string, annotate: (r: RolloutRecord) => boolean): Promise<boolean> {
     return this.#run(async () => {
-      if (this.#state === 'closed') return;
+      if (this.#state === 'closed') return false;
       for (let attempt = 1; attempt <= MAX_OP_ATTEMPTS; attempt += 1) {
         const { token } = await this.#load();
         const r = this.#record;
-        if (r === null || r.id !== id) return;
-        annotate(r);
-        if (await this.#save(token, null)) return;
+        if (r === null || r.id !== id) return false;
+        if (!annotate(r)) return false;
+        if (await this.#save(token, null)) return true;
       }
-      this.#log.warn({ rollout: id }, 'rollout changed concurrently: a webhook record is lost');
+      this.#log.warn({ rollout: id }, 'rollout changed concurrently: a record on it is lost');
+      return false;
     }).catch((err: unknown) => {
       this.#log.warn({ err, rollout: id }, 'could not record on the rollout');
+      return false;
     });
   }
 
@@ -522,6 +524,8 @@ export class RolloutDriver {
       if (peek === null || !ACTIVE.has(peek.phase)) {
         this.#cache = peek;
         if (this.#lookbackDue()) this.#remember(await this.#clusterCounts());
+        // The replica that promoted it may be gone: the driver watches the old baseline drain.
+        if (peek !== null && book.shared) this.#deps.hooks?.resumeDrainWatch(peek);
         return;
       }
       const { token } = await this.#load();

@@ -36,7 +36,14 @@ export type GateCheck =
   | { readonly kind: 'overdue'; readonly reason: string };
 
 /** Changes the stored rollout `id` (the driver reads, applies `annotate`, writes back). */
-export type RolloutAnnotator = (id: string, annotate: (r: RolloutRecord) => void) => Promise<void>;
+/**
+ * Changes the stored rollout `id` through the driver: `annotate` changes it and returns true, or
+ * returns false to leave it as it is. Resolves true when a change was written.
+ */
+export type RolloutAnnotator = (
+  id: string,
+  annotate: (r: RolloutRecord) => boolean,
+) => Promise<boolean>;
 
 /** The hooks' dependencies, created and closed by the app. */
 export interface RolloutHooksDeps {
@@ -90,10 +97,10 @@ export class RolloutHooks {
   }
 
   /** Appends a decision to the stored rollout `id` (and runs `also` on it first). */
-  #append(id: string, decision: RolloutDecision, also?: (r: RolloutRecord) => void): void {
+  #append(id: string, decision: RolloutDecision): void {
     void this.#annotate?.(id, (r) => {
-      also?.(r);
       appendDecision(r, decision);
+      return true;
     });
   }
 
@@ -249,19 +256,36 @@ export class RolloutHooks {
     });
   }
 
-  #watchDrain(r: RolloutRecord): void {
+  /**
+   * A driver that took over (with Redis) calls this on every idle turn with the stored rollout:
+   * a promoted one whose old baseline has not drained yet is watched from here on, so the
+   * `drained` record and event do not depend on the replica that promoted it staying up.
+   */
+  resumeDrainWatch(r: RolloutRecord): void {
+    if (this.#closed || r.phase !== 'promoted' || r.drainedAt !== null) return;
+    if (this.#watch?.rollout.id === r.id) return;
+    // Traffic went back to the baseline (a rollback): it will not drain for this rollout.
+    if ((this.#deps.store.current()?.weights[r.baseline] ?? 0) > 0) return;
+    const promotedAtMs = Date.parse(r.updatedAt);
+    const untilMs =
+      (Number.isFinite(promotedAtMs) ? promotedAtMs : Date.now()) + this.#maxDrainWatchMs();
+    if (Date.now() > untilMs) return;
+    this.#log.info({ rollout: r.id, pool: r.baseline }, 'watching the old baseline drain');
+    this.#watchDrain(r, untilMs);
+  }
+
+  #maxDrainWatchMs(): number {
+    return this.#deps.maxDrainWatchMs ?? 24 * 3_600_000;
+  }
+
+  #watchDrain(r: RolloutRecord, untilMs = Date.now() + this.#maxDrainWatchMs()): void {
     this.#stopWatch();
     if (r.drainedAt !== null) return;
     const timer = setInterval(() => {
       void this.#checkDrain();
     }, this.#deps.drainPollMs ?? 1000);
     timer.unref();
-    this.#watch = {
-      rollout: r,
-      timer,
-      untilMs: Date.now() + (this.#deps.maxDrainWatchMs ?? 24 * 3_600_000),
-      busy: false,
-    };
+    this.#watch = { rollout: r, timer, untilMs, busy: false };
     void this.#checkDrain();
   }
 
@@ -306,19 +330,26 @@ export class RolloutHooks {
         drained = true;
       }
       if (!drained) return;
-      this.#stopWatch();
       const time = new Date().toISOString();
       const decision: RolloutDecision = {
         time,
         action: 'drained',
         reason: `${r.baseline}: no traffic left on ${live} live replica(s): may be scaled down`,
       };
-      // `r` is the rollout as promoted (what the drained event carries); the stored one is
-      // changed through the driver.
+      // Written once (compare-and-set, through the driver), and sent only by the replica whose
+      // write it was: after a takeover two replicas may both be watching.
+      const written =
+        (await this.#annotate?.(r.id, (stored) => {
+          if (stored.drainedAt !== null || stored.phase !== 'promoted') return false;
+          stored.drainedAt = time;
+          appendDecision(stored, decision);
+          return true;
+        })) ?? false;
+      if (this.#watch !== w) return;
+      this.#stopWatch();
+      if (!written) return;
+      // `r` is the rollout as promoted: what the drained event carries.
       r.drainedAt = time;
-      this.#append(r.id, decision, (stored) => {
-        stored.drainedAt = time;
-      });
       this.#log.info({ rollout: r.id, pool: r.baseline }, 'old baseline drained');
       this.#notify(r, 'drained', { decision });
       this.#notify(r, 'decision', { decision });

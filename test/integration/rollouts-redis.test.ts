@@ -43,6 +43,7 @@ interface Rollout {
   waiting?: string | null;
   judgement: { verdict: string } | null;
   decisions: Array<{ time: string; action: string; reason: string }>;
+  drainedAt?: string | null;
 }
 
 interface Answer {
@@ -630,6 +631,76 @@ describe('rollouts with Redis (two replica processes)', () => {
     for (const replica of [w.a, w.b]) {
       expect(await weights(replica)).toEqual({ blue: 0, canary: 10_000 });
     }
+  });
+
+  it('issue 13: the promoting replica SIGKILLed, the other records and sends drained once', async () => {
+    const drainedEvents: Array<{ drainedAt: string | null }> = [];
+    const receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+          event: string;
+          rollout: { drainedAt: string | null };
+        };
+        if (body.event === 'drained') drainedEvents.push({ drainedAt: body.rollout.drainedAt });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          receiver.closeAllConnections();
+          receiver.close(() => resolve());
+        }),
+    );
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const w = await world({ lease: '2s' });
+    const holder = await leaseHolder(w);
+    const other = holder === w.a ? w.b : w.a;
+    // A request on blue through the survivor stays in flight across the promotion and the kill.
+    const slowStartMs = Date.now();
+    const slow = fetch(`${other.proc.proxyUrl}/slow?ms=8000`).then(async (res) => {
+      await res.text();
+      return res.status;
+    });
+    const started = await call(holder, 'POST', '/v1/rollouts', {
+      pool: 'canary',
+      steps: [{ weight: 100 }],
+      webhooks: [{ url, events: ['drained'] }],
+    });
+    expect(started.status).toBe(201);
+    const promoted = await eventually(
+      async () => {
+        const now = await current(other);
+        expect(now.phase).toBe('promoted');
+        return now;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    expect(promoted.drainedAt ?? null).toBeNull();
+    // The replica that promoted it, and was watching blue drain, dies.
+    await holder.proc.kill();
+    expect(await slow).toBe(200);
+    const r = await eventually(
+      async () => {
+        const now = (await call(other, 'GET', '/v1/rollouts/current')).body as {
+          drainedAt: string | null;
+          decisions: Array<{ action: string; reason: string }>;
+        };
+        expect(now.drainedAt ?? null).not.toBeNull();
+        return now;
+      },
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    // Not before the last request on blue ended.
+    expect(Date.parse(r.drainedAt as string)).toBeGreaterThanOrEqual(slowStartMs + 8000);
+    expect(r.decisions.filter((d) => d.action === 'drained')).toHaveLength(1);
+    await eventually(() => expect(drainedEvents).toHaveLength(1), { timeoutMs: 10_000 });
+    expect(drainedEvents[0]?.drainedAt).toBe(r.drainedAt);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(drainedEvents).toHaveLength(1);
   });
 
   it('issue 13: with two replicas each webhook event arrives once', async () => {
