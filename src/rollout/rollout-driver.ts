@@ -767,8 +767,9 @@ export class RolloutDriver {
     const hooks = this.#deps.hooks;
     if (index === null || hooks === undefined) return;
     // Only the driver calls gates: a replica that is not driving (a rollout started through it)
-    // leaves the step gated and the driver calls them at its next tick, once.
-    if (this.#book.shared && !this.#driving) return;
+    // leaves the step gated and the driver calls them at its next tick, once. Without gates
+    // (the usual case) the step is entered at once, wherever the rollout was started.
+    if (this.#book.shared && !this.#driving && hooks.hasGates(r, index)) return;
     const gate = hooks.checkGates(r, index);
     switch (gate.kind) {
       case 'wait':

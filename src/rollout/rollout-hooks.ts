@@ -104,6 +104,12 @@ export class RolloutHooks {
     });
   }
 
+  /** True when a webhook of `r` is a gate before weight step `index`. */
+  hasGates(r: RolloutRecord, index: number): boolean {
+    const events = gateEvents(index);
+    return r.webhooks.some((h) => events.some((e) => h.events.includes(e)));
+  }
+
   /**
    * The gates before weight step `index` of `r`: `pre-rollout` before the first one, then
    * `pre-step` before each. Starts calls as needed; never waits for one.
@@ -114,8 +120,7 @@ export class RolloutHooks {
       this.#gateKey = key;
       this.#gates.clear();
     }
-    const events: GateEvent[] = index === 0 ? ['pre-rollout', 'pre-step'] : ['pre-step'];
-    for (const event of events) {
+    for (const event of gateEvents(index)) {
       const hooks = r.webhooks.filter((h) => h.events.includes(event));
       if (hooks.length === 0) continue;
       let g = this.#gates.get(event);
@@ -360,6 +365,11 @@ export class RolloutHooks {
       w.busy = false;
     }
   }
+}
+
+/** The gate events before weight step `index`. */
+function gateEvents(index: number): readonly GateEvent[] {
+  return index === 0 ? ['pre-rollout', 'pre-step'] : ['pre-step'];
 }
 
 /** The notification a decision stands for, besides `decision`; null for none. */

@@ -573,6 +573,8 @@ describe('rollouts with Redis (two replica processes)', () => {
       analysis: { window: '1m' },
     });
     expect(started.status).toBe(201);
+    // No gates: the replica that took the start switched at once, without waiting for the driver.
+    expect(started.body.targetWeightBp).toBe(10_000);
     const r = await eventually(
       async () => {
         const now = await current(w.a);
