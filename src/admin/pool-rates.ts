@@ -21,54 +21,67 @@ export interface PoolRateReport {
   readonly pools: Record<string, PoolRate>;
 }
 
-interface Sample {
-  readonly atMs: number;
-  readonly counts: ReadonlyMap<string, PoolOutcomeSnapshot>;
-}
+type Counts = ReadonlyMap<string, PoolOutcomeSnapshot>;
 
-/** A ring of count samples; rates come from the oldest and newest. */
-export class PoolRates {
+/** The last `maxSamples` samples of `T`, each with the time it was taken. */
+class Samples<T> {
   readonly #maxSamples: number;
-  #samples: Sample[] = [];
+  #items: Array<{ readonly atMs: number; readonly value: T }> = [];
 
-  /** `maxSamples`: samples kept (taken about once a second: the window in seconds plus one). */
-  constructor(maxSamples = 11) {
+  constructor(what: string, maxSamples: number) {
     if (!Number.isInteger(maxSamples) || maxSamples < 2) {
-      throw new RangeError(`PoolRates: maxSamples ${maxSamples} is not an integer >= 2`);
+      throw new RangeError(`${what}: maxSamples ${maxSamples} is not an integer >= 2`);
     }
     this.#maxSamples = maxSamples;
   }
 
+  add(value: T, atMs: number): void {
+    this.#items.push({ atMs, value });
+    if (this.#items.length > this.#maxSamples) this.#items.shift();
+  }
+
+  clear(): void {
+    this.#items = [];
+  }
+
+  /** Oldest first. */
+  get items(): ReadonlyArray<{ readonly atMs: number; readonly value: T }> {
+    return this.#items;
+  }
+}
+
+/** A ring of count samples; rates come from the oldest and newest. */
+export class PoolRates {
+  readonly #samples: Samples<Counts>;
+
+  /** `maxSamples`: samples kept (taken about once a second: the window in seconds plus one). */
+  constructor(maxSamples = 11) {
+    this.#samples = new Samples('PoolRates', maxSamples);
+  }
+
   /** Records the counters as they are at `atMs`. */
-  sample(counts: ReadonlyMap<string, PoolOutcomeSnapshot>, atMs: number): void {
-    this.#samples.push({ atMs, counts });
-    if (this.#samples.length > this.#maxSamples) this.#samples.shift();
+  sample(counts: Counts, atMs: number): void {
+    this.#samples.add(counts, atMs);
   }
 
   /** Forgets every sample (nobody is watching: no need to keep copying counters). */
   clear(): void {
-    this.#samples = [];
+    this.#samples.clear();
   }
 
   /** The figures between the oldest and the newest sample. */
   report(): PoolRateReport {
-    const oldest = this.#samples[0];
-    const newest = this.#samples.at(-1);
+    const items = this.#samples.items;
+    const oldest = items[0];
+    const newest = items.at(-1);
     if (oldest === undefined || newest === undefined || newest === oldest) {
       return { windowMs: 0, pools: {} };
     }
     const windowMs = newest.atMs - oldest.atMs;
     const sums = new Map<string, Added>();
-    addDifference(sums, oldest.counts, newest.counts, windowMs);
+    addDifference(sums, oldest.value, newest.value, windowMs);
     return { windowMs, pools: ratesOf(sums) };
   }
-}
-
-type Counts = ReadonlyMap<string, PoolOutcomeSnapshot>;
-
-interface FleetSample {
-  readonly atMs: number;
-  readonly byReplica: ReadonlyMap<string, Counts>;
 }
 
 /**
@@ -79,40 +92,35 @@ interface FleetSample {
  * its first sample after, and one that stopped (counters standing still) adds nothing.
  */
 export class FleetRates {
-  readonly #maxSamples: number;
-  #samples: FleetSample[] = [];
+  readonly #samples: Samples<ReadonlyMap<string, Counts>>;
 
   /** `maxSamples` as for PoolRates. */
   constructor(maxSamples = 11) {
-    if (!Number.isInteger(maxSamples) || maxSamples < 2) {
-      throw new RangeError(`FleetRates: maxSamples ${maxSamples} is not an integer >= 2`);
-    }
-    this.#maxSamples = maxSamples;
+    this.#samples = new Samples('FleetRates', maxSamples);
   }
 
   /** Records every replica's counters (replica id → pool → counts) as read at `atMs`. */
   sample(byReplica: ReadonlyMap<string, Counts>, atMs: number): void {
-    this.#samples.push({ atMs, byReplica });
-    if (this.#samples.length > this.#maxSamples) this.#samples.shift();
+    this.#samples.add(byReplica, atMs);
   }
 
   clear(): void {
-    this.#samples = [];
+    this.#samples.clear();
   }
 
   /** The fleet's figures over the window, and how many replicas served requests in it. */
   report(): PoolRateReport & { readonly replicas: number } {
-    const samples = this.#samples;
+    const samples = this.#samples.items;
     const newest = samples.at(-1);
     if (newest === undefined || samples.length < 2) return { windowMs: 0, pools: {}, replicas: 0 };
     const sums = new Map<string, Added>();
     let serving = 0;
-    for (const [id, now] of newest.byReplica) {
-      let base: FleetSample | undefined;
+    for (const [id, now] of newest.value) {
+      let base: (typeof samples)[number] | undefined;
       let later = now;
       for (let k = samples.length - 2; k >= 0; k--) {
         const sample = samples[k];
-        const c = sample?.byReplica.get(id);
+        const c = sample?.value.get(id);
         if (sample === undefined || c === undefined || wentDown(c, later)) break;
         base = sample;
         later = c;
@@ -121,7 +129,7 @@ export class FleetRates {
       const spanMs = newest.atMs - base.atMs;
       if (addDifference(sums, later, now, spanMs)) serving++;
     }
-    const oldest = samples[0] as FleetSample;
+    const oldest = samples[0] as (typeof samples)[number];
     return { windowMs: newest.atMs - oldest.atMs, pools: ratesOf(sums), replicas: serving };
   }
 }

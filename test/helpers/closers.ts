@@ -2,6 +2,8 @@
  * One teardown for every test file: what a test opens is pushed here and closed after the test,
  * newest first. Every closer runs even when one fails; the failures are then thrown together.
  */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach } from 'vitest';
 
 /** Something to close after the test (a server, a client, a process). */
@@ -26,4 +28,20 @@ export function closeAfterEach(): Closer[] {
     if (failures.length > 1) throw new AggregateError(failures, 'closing the test world failed');
   });
   return closers;
+}
+
+/**
+ * Listens on 127.0.0.1 (a free port), closes the server and every connection it holds after the
+ * test, and resolves with its origin, `http://127.0.0.1:<port>`.
+ */
+export async function listenOnLoopback(server: Server, closers: Closer[]): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }

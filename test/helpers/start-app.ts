@@ -6,6 +6,7 @@ import { createApp, type App, type AppOverrides } from '../../src/app.js';
 import { configFrom } from '../../src/config/load.js';
 import { createLogCollector } from './log-collector.js';
 import { startColours } from './reference.js';
+import { startRedisServer, type RedisServerHandle } from './redis-server.js';
 
 /** A running app and where to reach it. */
 export interface TestApp {
@@ -60,6 +61,32 @@ export async function startColourApp(
   const t = await startApp({ pools, ...config });
   closers.push(() => t.close());
   return t;
+}
+
+/**
+ * Two replicas (`<namespace>-a`, `<namespace>-b`) of one namespace on a fresh redis-server,
+ * routing to three fresh reference servers, with `config` on top; everything is closed through
+ * `closers`.
+ */
+export async function startRedisPair(
+  closers: Array<() => unknown>,
+  namespace: string,
+  config: Record<string, unknown> = {},
+): Promise<{ redis: RedisServerHandle; a: TestApp; b: TestApp }> {
+  const redis = await startRedisServer();
+  closers.push(() => redis.close());
+  const { pools } = await startColours(closers);
+  const apps: TestApp[] = [];
+  for (const id of [`${namespace}-a`, `${namespace}-b`]) {
+    const app = await startApp(
+      { redis: redis.url, namespace, pools, ...config },
+      { replicaId: id },
+    );
+    closers.push(() => app.close());
+    apps.push(app);
+  }
+  const [a, b] = apps as [TestApp, TestApp];
+  return { redis, a, b };
 }
 
 /** POSTs `body` as JSON (as every admin change must be sent); the status and parsed answer. */

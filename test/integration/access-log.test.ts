@@ -5,12 +5,12 @@
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { WebSocket } from 'ws';
-import { closeAfterEach } from '../helpers/closers.js';
+import { closeAfterEach, listenOnLoopback } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { spawnProxy } from '../helpers/proxy-process.js';
 import { startColours } from '../helpers/reference.js';
@@ -167,15 +167,7 @@ describe('access log', () => {
     refusing.on('upgrade', (_req, socket: Socket) => {
       socket.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno');
     });
-    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          refusing.closeAllConnections();
-          refusing.close(() => resolve());
-        }),
-    );
-    const refusingUrl = `http://127.0.0.1:${(refusing.address() as AddressInfo).port}`;
+    const refusingUrl = await listenOnLoopback(refusing, closers);
     const withRefusing = pools.map((p) =>
       p.name === 'green' ? { ...p, endpoints: [refusingUrl] } : p,
     );

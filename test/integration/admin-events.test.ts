@@ -10,10 +10,9 @@ import { closeAfterEach } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { readMetric } from '../helpers/metrics.js';
 import { openEvents, type SseClient } from '../helpers/sse.js';
-import { postJson, startColourApp, type TestApp } from '../helpers/start-app.js';
+import { postJson, startColourApp, startRedisPair, type TestApp } from '../helpers/start-app.js';
 import { startColours } from '../helpers/reference.js';
 import { startApp } from '../helpers/start-app.js';
-import { startRedisServer } from '../helpers/redis-server.js';
 
 const closers = closeAfterEach();
 
@@ -165,16 +164,7 @@ describe('GET /v1/events', () => {
   });
 
   it('with Redis: a change made on one replica reaches the stream of another, which lists both', async () => {
-    const redis = await startRedisServer();
-    closers.push(() => redis.close());
-    const { pools } = await startColours(closers);
-    const apps: TestApp[] = [];
-    for (const id of ['sse-a', 'sse-b']) {
-      const app = await startApp({ redis: redis.url, namespace: 'sse', pools }, { replicaId: id });
-      closers.push(() => app.close());
-      apps.push(app);
-    }
-    const [a, b] = apps as [TestApp, TestApp];
+    const { a, b } = await startRedisPair(closers, 'sse');
     const sse = await events(b);
     await sse.next('table');
     await sse.next(
@@ -204,19 +194,7 @@ describe('GET /v1/events', () => {
   });
 
   it('with Redis: the rates are the whole fleet’s, from every replica’s counters', async () => {
-    const redis = await startRedisServer();
-    closers.push(() => redis.close());
-    const { pools } = await startColours(closers);
-    const apps: TestApp[] = [];
-    for (const id of ['fleet-a', 'fleet-b']) {
-      const app = await startApp(
-        { redis: redis.url, namespace: 'fleet', pools },
-        { replicaId: id },
-      );
-      closers.push(() => app.close());
-      apps.push(app);
-    }
-    const [a, b] = apps as [TestApp, TestApp];
+    const { redis, a, b } = await startRedisPair(closers, 'fleet');
     // Requests through A only; B's stream shows them in the fleet's rates, not in its own.
     const agent = new Agent({ connections: 2 });
     closers.push(() => agent.close());

@@ -14,8 +14,7 @@ import { UI_CONTENT_SECURITY_POLICY } from '../../src/admin/routes/ui.js';
 import { closeAfterEach } from '../helpers/closers.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { startColours, startReference } from '../helpers/reference.js';
-import { startRedisServer } from '../helpers/redis-server.js';
-import { startApp, startColourApp, type TestApp } from '../helpers/start-app.js';
+import { startApp, startColourApp, startRedisPair, type TestApp } from '../helpers/start-app.js';
 
 const closers = closeAfterEach();
 const TOKEN = 'dashboard-test-token-0123';
@@ -151,19 +150,7 @@ describe.skipIf(!hasChromium)('dashboard in headless Chromium', () => {
   });
 
   it('with Redis, shows the whole fleet’s requests per second, not one replica’s', async () => {
-    const redis = await startRedisServer();
-    closers.push(() => redis.close());
-    const { pools } = await startColours(closers);
-    const apps: TestApp[] = [];
-    for (const id of ['ui-a', 'ui-b']) {
-      const app = await startApp(
-        { redis: redis.url, namespace: 'ui', pools, adminToken: TOKEN },
-        { replicaId: id },
-      );
-      closers.push(() => app.close());
-      apps.push(app);
-    }
-    const [a, b] = apps as [TestApp, TestApp];
+    const { a, b } = await startRedisPair(closers, 'ui', { adminToken: TOKEN });
     // Traffic through A only; the page is B's.
     const load = startLoad({ origin: a.proxyUrl, clients: 2, pauseMs: 5 });
     closers.push(() => load.stop());

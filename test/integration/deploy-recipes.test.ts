@@ -9,7 +9,6 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,6 +17,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { pickFreePort } from '../helpers/redis-server.js';
 import { loadConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
+import { listenOnLoopback } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 
 const run = promisify(execFile);
@@ -70,15 +70,8 @@ interface FakeReplica {
 }
 
 async function listen(server: http.Server): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return (server.address() as AddressInfo).port;
+  const origin = await listenOnLoopback(server, cleanups);
+  return Number(new URL(origin).port);
 }
 
 async function fakeReplica(name: string): Promise<FakeReplica> {

@@ -5,12 +5,11 @@
  * lands right around the upstream's idle deadline; GET and POST must all succeed.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, test } from 'vitest';
 import { startLoad, type LoadRequest } from '../helpers/keepalive-load.js';
 import { readMetric } from '../helpers/metrics.js';
 import { makeTable, startProxy, startReference } from '../helpers/reference.js';
-import { closeAfterEach } from '../helpers/closers.js';
+import { closeAfterEach, listenOnLoopback } from '../helpers/closers.js';
 
 const BLUE = '1111111';
 const CLIENTS = 6;
@@ -44,16 +43,9 @@ async function hintlessUpstream(): Promise<{ url: string; reused: () => number }
   });
   server.keepAliveTimeout = 1_000;
   server.on('connection', () => connections++);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  const origin = await listenOnLoopback(server, closers);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: origin,
     reused: () => requestsSeen - connections,
   };
 }

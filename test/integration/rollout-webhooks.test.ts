@@ -5,9 +5,8 @@
  */
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { closeAfterEach } from '../helpers/closers.js';
+import { closeAfterEach, listenOnLoopback } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { startColourApp, postJson, type TestApp } from '../helpers/start-app.js';
 
@@ -65,16 +64,9 @@ async function startReceiver(
       res.writeHead(answer(path, n)).end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
+  const origin = await listenOnLoopback(server, closers);
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: origin,
     deliveries,
     hanging: () => held.size,
     of: (path, event) =>

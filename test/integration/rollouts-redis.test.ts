@@ -6,9 +6,8 @@
  * 2-core machine; the lease is shortened (`--rollout-lease`) where a takeover is awaited.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { closeAfterEach } from '../helpers/closers.js';
+import { closeAfterEach, listenOnLoopback } from '../helpers/closers.js';
 import { eventually } from '../helpers/eventually.js';
 import { readMetric } from '../helpers/metrics.js';
 import { startLoad } from '../helpers/keepalive-load.js';
@@ -138,6 +137,75 @@ function loadBoth(w: World): void {
   }
 }
 
+/** The replica holding the driver lease, and the other one. */
+async function roles(w: World): Promise<{ holder: Replica; other: Replica }> {
+  const holder = await leaseHolder(w);
+  return { holder, other: holder === w.a ? w.b : w.a };
+}
+
+/** About 200-400 req/s through `r` only (4 keep-alive clients, 10 ms pause). */
+function loadThrough(r: Replica): void {
+  const running = startLoad({ origin: r.proc.proxyUrl, clients: 4, pauseMs: 10 });
+  closers.push(() => running.stop());
+}
+
+/** The current rollout as `r` reports it, once it has reached `phase`. */
+function reach(r: Replica, phase: string, timeoutMs: number): Promise<Rollout> {
+  return eventually(
+    async () => {
+      const now = await current(r);
+      expect(now.phase).toBe(phase);
+      return now;
+    },
+    { timeoutMs, intervalMs: 100 },
+  );
+}
+
+/** Waits until `r` has proxied more than `n` requests to blue. */
+async function blueServed(r: Replica, n: number): Promise<void> {
+  await eventually(
+    async () =>
+      expect(
+        await readMetric(r.proc.adminUrl, 'switchyard_requests_total', { pool: 'blue' }),
+      ).toBeGreaterThan(n),
+    { timeoutMs: 20_000, intervalMs: 200 },
+  );
+}
+
+/** One webhook call the receiver got. */
+interface Delivery {
+  event: string;
+  id: string;
+  action: string | undefined;
+  reason: string | undefined;
+  drainedAt: string | null | undefined;
+}
+
+/** A webhook receiver on loopback answering 204 to every call; resolves with its `/hook` URL. */
+async function startHookReceiver(): Promise<{ url: string; deliveries: Delivery[] }> {
+  const deliveries: Delivery[] = [];
+  const receiver = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
+        event: string;
+        rollout?: { drainedAt?: string | null };
+        decision?: { action: string; reason: string };
+      };
+      deliveries.push({
+        event: body.event,
+        id: String(req.headers['x-switchyard-delivery']),
+        action: body.decision?.action,
+        reason: body.decision?.reason,
+        drainedAt: body.rollout?.drainedAt,
+      });
+      res.writeHead(204).end();
+    });
+  });
+  return { url: `${await listenOnLoopback(receiver, closers)}/hook`, deliveries };
+}
+
 /** The replica holding the driver lease. */
 async function leaseHolder(w: World): Promise<Replica> {
   const id = await eventually(
@@ -162,14 +230,7 @@ describe('rollouts with Redis (two replica processes)', () => {
     expect(started.status).toBe(201);
     const id = started.body.id as string;
 
-    const r = await eventually(
-      async () => {
-        const now = await current(w.a);
-        expect(now.phase).toBe('aborted');
-        return now;
-      },
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
+    const r = await reach(w.a, 'aborted', 30_000);
     const step = r.decisions.find((d) => d.action === 'step');
     const abort = r.decisions.find((d) => d.action === 'abort');
     expect(step && abort).toBeTruthy();
@@ -223,14 +284,7 @@ describe('rollouts with Redis (two replica processes)', () => {
       analysis: { minRequests: 40, minRequestsToPromote: 80, tolerance: { points: 20 } },
     });
     expect(started.status).toBe(201);
-    const r = await eventually(
-      async () => {
-        const now = await current(w.b);
-        expect(now.phase).toBe('promoted');
-        return now;
-      },
-      { timeoutMs: 45_000, intervalMs: 200 },
-    );
+    const r = await reach(w.b, 'promoted', 45_000);
     expect(r.targetWeightBp).toBe(10_000);
     expect(r.decisions.filter((d) => d.action === 'pass').length).toBe(2);
     // Judged on the sum of both replicas' counts: the evidence needed is there.
@@ -358,8 +412,7 @@ describe('rollouts with Redis (two replica processes)', () => {
 
   it('a step clock waits while a live replica (SIGSTOPped) has not applied the weights', async () => {
     const w = await world();
-    const holder = await leaseHolder(w);
-    const other = holder === w.a ? w.b : w.a;
+    const { holder, other } = await roles(w);
     other.proc.child.kill('SIGSTOP');
     let stopped = true;
     closers.push(() => {
@@ -514,37 +567,21 @@ describe('rollouts with Redis (two replica processes)', () => {
     expect(refused.status).toBe(503);
     w.redis.resume();
     paused = false;
-    const r = await eventually(
-      async () => {
-        const now = await current(w.a);
-        expect(now.phase).toBe('promoted');
-        return now;
-      },
-      { timeoutMs: 30_000, intervalMs: 200 },
-    );
+    const r = await reach(w.a, 'promoted', 30_000);
     expect(r.waiting ?? null).toBeNull();
   });
 
   it('judges every replica’s traffic: load only through the replica that does not drive', async () => {
     const w = await world({ canaryErrorRate: 0.2 });
-    const holder = await leaseHolder(w);
-    const other = holder === w.a ? w.b : w.a;
-    const running = startLoad({ origin: other.proc.proxyUrl, clients: 4, pauseMs: 10 });
-    closers.push(() => running.stop());
+    const { holder, other } = await roles(w);
+    loadThrough(other);
     const started = await call(holder, 'POST', '/v1/rollouts', {
       pool: 'canary',
       steps: [{ weight: 20 }, { pause: '1m' }, { weight: 100 }],
     });
     expect(started.status).toBe(201);
     // The driver itself proxies nothing: only the other replica's published counts can fail it.
-    const r = await eventually(
-      async () => {
-        const now = await current(holder);
-        expect(now.phase).toBe('aborted');
-        return now;
-      },
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
+    const r = await reach(holder, 'aborted', 30_000);
     expect(r.driver).toBe(holder.id);
     const abort = r.decisions.find((d) => d.action === 'abort');
     expect(abort?.reason).toMatch(/^canary 5xx [1-9][\d,]*\/[\d,]+ /);
@@ -556,17 +593,9 @@ describe('rollouts with Redis (two replica processes)', () => {
     const w = await world({ canaryErrorRate: 0.2 });
     // Traffic through the driver only; the rollout is started on the other replica, which itself
     // served nothing: the baseline it stores can only come from the driver's published counts.
-    const holder = await leaseHolder(w);
-    const other = holder === w.a ? w.b : w.a;
-    const running = startLoad({ origin: holder.proc.proxyUrl, clients: 4, pauseMs: 10 });
-    closers.push(() => running.stop());
-    await eventually(
-      async () =>
-        expect(
-          await readMetric(holder.proc.adminUrl, 'switchyard_requests_total', { pool: 'blue' }),
-        ).toBeGreaterThan(500),
-      { timeoutMs: 20_000, intervalMs: 200 },
-    );
+    const { holder, other } = await roles(w);
+    loadThrough(holder);
+    await blueServed(holder, 500);
     const started = await call(other, 'POST', '/v1/rollouts', {
       pool: 'canary',
       strategy: 'blue-green',
@@ -575,14 +604,7 @@ describe('rollouts with Redis (two replica processes)', () => {
     expect(started.status).toBe(201);
     // No gates: the replica that took the start switched at once, without waiting for the driver.
     expect(started.body.targetWeightBp).toBe(10_000);
-    const r = await eventually(
-      async () => {
-        const now = await current(w.a);
-        expect(now.phase).toBe('aborted');
-        return now;
-      },
-      { timeoutMs: 30_000, intervalMs: 100 },
-    );
+    const r = await reach(w.a, 'aborted', 30_000);
     const abort = r.decisions.find((d) => d.action === 'abort');
     const m = /^canary 5xx [\d,]+\/[\d,]+ .* vs blue 0\/([\d,]+) /.exec(abort?.reason ?? '');
     expect(m, abort?.reason).not.toBeNull();
@@ -602,13 +624,7 @@ describe('rollouts with Redis (two replica processes)', () => {
     const w = await world();
     loadBoth(w);
     for (const r of [w.a, w.b]) {
-      await eventually(
-        async () =>
-          expect(
-            await readMetric(r.proc.adminUrl, 'switchyard_requests_total', { pool: 'blue' }),
-          ).toBeGreaterThan(100),
-        { timeoutMs: 15_000, intervalMs: 200 },
-      );
+      await blueServed(r, 100);
     }
     const started = await call(w.b, 'POST', '/v1/rollouts', {
       pool: 'canary',
@@ -621,14 +637,7 @@ describe('rollouts with Redis (two replica processes)', () => {
       },
     });
     expect(started.status).toBe(201);
-    const r = await eventually(
-      async () => {
-        const now = await current(w.a);
-        expect(now.phase).toBe('promoted');
-        return now;
-      },
-      { timeoutMs: 30_000, intervalMs: 200 },
-    );
+    const r = await reach(w.a, 'promoted', 30_000);
     expect(r.decisions.map((d) => d.action)).not.toContain('abort');
     for (const replica of [w.a, w.b]) {
       expect(await weights(replica)).toEqual({ blue: 0, canary: 10_000 });
@@ -636,31 +645,9 @@ describe('rollouts with Redis (two replica processes)', () => {
   });
 
   it('issue 13: the promoting replica SIGKILLed, the other records and sends drained once', async () => {
-    const drainedEvents: Array<{ drainedAt: string | null }> = [];
-    const receiver = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-          event: string;
-          rollout: { drainedAt: string | null };
-        };
-        if (body.event === 'drained') drainedEvents.push({ drainedAt: body.rollout.drainedAt });
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          receiver.closeAllConnections();
-          receiver.close(() => resolve());
-        }),
-    );
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const { url, deliveries } = await startHookReceiver();
     const w = await world({ lease: '2s' });
-    const holder = await leaseHolder(w);
-    const other = holder === w.a ? w.b : w.a;
+    const { holder, other } = await roles(w);
     // A request on blue through the survivor stays in flight across the promotion and the kill.
     const slowStartMs = Date.now();
     const slow = fetch(`${other.proc.proxyUrl}/slow?ms=8000`).then(async (res) => {
@@ -673,14 +660,7 @@ describe('rollouts with Redis (two replica processes)', () => {
       webhooks: [{ url, events: ['drained'] }],
     });
     expect(started.status).toBe(201);
-    const promoted = await eventually(
-      async () => {
-        const now = await current(other);
-        expect(now.phase).toBe('promoted');
-        return now;
-      },
-      { timeoutMs: 20_000, intervalMs: 100 },
-    );
+    const promoted = await reach(other, 'promoted', 20_000);
     expect(promoted.drainedAt ?? null).toBeNull();
     // The replica that promoted it, and was watching blue drain, dies.
     await holder.proc.kill();
@@ -699,51 +679,20 @@ describe('rollouts with Redis (two replica processes)', () => {
     // Not before the last request on blue ended.
     expect(Date.parse(r.drainedAt as string)).toBeGreaterThanOrEqual(slowStartMs + 8000);
     expect(r.decisions.filter((d) => d.action === 'drained')).toHaveLength(1);
-    await eventually(() => expect(drainedEvents).toHaveLength(1), { timeoutMs: 10_000 });
-    expect(drainedEvents[0]?.drainedAt).toBe(r.drainedAt);
+    const drained = (): Delivery[] => deliveries.filter((d) => d.event === 'drained');
+    await eventually(() => expect(drained()).toHaveLength(1), { timeoutMs: 10_000 });
+    expect(drained()[0]?.drainedAt).toBe(r.drainedAt);
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(drainedEvents).toHaveLength(1);
+    expect(drained()).toHaveLength(1);
   });
 
   it('issue 13: with two replicas each webhook event arrives once', async () => {
-    const deliveries: Array<{
-      event: string;
-      id: string;
-      action: string | undefined;
-      reason: string | undefined;
-    }> = [];
-    const receiver = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-          event: string;
-          decision?: { action: string; reason: string };
-        };
-        deliveries.push({
-          event: body.event,
-          id: String(req.headers['x-switchyard-delivery']),
-          action: body.decision?.action,
-          reason: body.decision?.reason,
-        });
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    closers.push(
-      () =>
-        new Promise<void>((resolve) => {
-          receiver.closeAllConnections();
-          receiver.close(() => resolve());
-        }),
-    );
-    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const { url, deliveries } = await startHookReceiver();
     const w = await world({ blueErrorRate: 0.01, canaryErrorRate: 0.01 });
     loadBoth(w);
     // Started on the replica that does not drive: the events still come from one replica each
     // (its gate calls once came from both, the starting replica and the driver).
-    const holder = await leaseHolder(w);
-    const other = holder === w.a ? w.b : w.a;
+    const { other } = await roles(w);
     const started = await call(other, 'POST', '/v1/rollouts', {
       pool: 'canary',
       steps: [{ weight: 20 }, { pause: '1s' }, { weight: 100 }],
@@ -751,14 +700,7 @@ describe('rollouts with Redis (two replica processes)', () => {
       webhooks: [{ url, events: ['pre-rollout', 'pre-step', 'step', 'promoted', 'decision'] }],
     });
     expect(started.status).toBe(201);
-    const r = await eventually(
-      async () => {
-        const now = await current(w.a);
-        expect(now.phase).toBe('promoted');
-        return now;
-      },
-      { timeoutMs: 45_000, intervalMs: 200 },
-    );
+    const r = await reach(w.a, 'promoted', 45_000);
     expect(r.phase).toBe('promoted');
     // The last decision is blue's drained record, made by the driver shortly after promotion.
     const engine = await eventually(

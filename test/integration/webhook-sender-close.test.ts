@@ -4,12 +4,11 @@
  * receiver that never answers holds the close for the grace only. Real HTTP on loopback.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/observability/logger.js';
 import { WebhookSender, type WebhookCallResult } from '../../src/rollout/webhook-sender.js';
 import type { Webhook } from '../../src/rollout/webhooks.js';
-import { closeAfterEach } from '../helpers/closers.js';
+import { closeAfterEach, listenOnLoopback } from '../helpers/closers.js';
 
 const closers = closeAfterEach();
 
@@ -32,15 +31,8 @@ async function startReceiver(): Promise<Receiver> {
       else res.writeHead(path === '/fail' ? 500 : 204).end();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(
-    () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  );
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, got };
+  const origin = await listenOnLoopback(server, closers);
+  return { url: origin, got };
 }
 
 function hook(url: string): Webhook {
