@@ -229,9 +229,11 @@ export class UpgradeRelay {
       pool.metrics.tally.count(status);
       const res = responseOn(req, socket);
       socket.resume();
-      res.once('close', () => upstream.terminate());
+      res.once('close', () => {
+        upstream.terminate();
+        log(status);
+      });
       upRes.once('error', () => socket.destroy());
-      res.once('close', () => log(status));
       res.writeHead(status, upRes.statusMessage, [...stripHopByHop(upRes.rawHeaders), ...extra]);
       upRes.pipe(res);
     });

@@ -35,7 +35,6 @@ export type GateCheck =
   /** `pre-step` still fails after maxStepDuration: wait for approval. */
   | { readonly kind: 'overdue'; readonly reason: string };
 
-/** Changes the stored rollout `id` (the driver reads, applies `annotate`, writes back). */
 /**
  * Changes the stored rollout `id` through the driver: `annotate` changes it and returns true, or
  * returns false to leave it as it is. Resolves true when a change was written.
@@ -96,7 +95,7 @@ export class RolloutHooks {
     this.#annotate = annotate;
   }
 
-  /** Appends a decision to the stored rollout `id` (and runs `also` on it first). */
+  /** Appends a decision to the stored rollout `id`. */
   #append(id: string, decision: RolloutDecision): void {
     void this.#annotate?.(id, (r) => {
       appendDecision(r, decision);
