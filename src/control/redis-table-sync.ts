@@ -191,7 +191,7 @@ export class RedisTableSync {
     }
     this.#options.setUp(true);
     if (read.type === 'none') {
-      await this.#reseed(writer, read.nowMs);
+      await this.reseed(writer, read.nowMs);
     } else {
       const table = this.validateRead(read);
       if (table !== null) {
@@ -202,8 +202,13 @@ export class RedisTableSync {
     this.updateLag();
   }
 
-  /** Redis lost the state (restart without persistence, flush): put our last good table back. */
-  async #reseed(writer: RedisClient, nowMs: number): Promise<void> {
+  /**
+   * Redis lost the state (restart without persistence, flush): put our last good table back,
+   * recorded in the history as a `seed`. Called by the read path, and by a write that finds Redis
+   * empty (so the history shows the re-seed before the change, whichever came first). Another
+   * replica re-seeding first is fine: the `create` write then does nothing.
+   */
+  async reseed(writer: RedisClient, nowMs: number): Promise<void> {
     const lastGood = this.#current ?? this.#bootTable;
     if (lastGood === null) return;
     try {

@@ -260,7 +260,12 @@ export class RedisWriter {
   async #readForWrite(withHistory: boolean): Promise<WriteSnapshot> {
     const { scripts, sync, guard, keys, historyMaxLen } = this.#options;
     const writer = this.#options.client();
-    const read = await guard(() => scripts.readState(writer, MAX_STATE_BYTES, true));
+    let read = await guard(() => scripts.readState(writer, MAX_STATE_BYTES, true));
+    if (read.type === 'none' && sync.current() !== null) {
+      // Redis lost the table: put the last good one back first, then change that.
+      await sync.reseed(writer, read.nowMs);
+      read = await guard(() => scripts.readState(writer, MAX_STATE_BYTES, true));
+    }
     const table =
       read.type === 'none' ? sync.current() : (sync.validateRead(read) ?? sync.current());
     let history: HistoryEntry[] = [];

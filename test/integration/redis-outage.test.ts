@@ -138,6 +138,22 @@ describe('redis outages', () => {
     ).toBeGreaterThan(0);
   });
 
+  it('a change that finds redis emptied re-seeds first: the history shows the seed, then it', async () => {
+    const redis = await server();
+    const [a] = await replicas(redis, ['a']);
+    await a!.store.seed(SEED_POOLS, { actor: 'config', source: 'seed' });
+    await a!.store.apply({ op: 'canary', percent: 20 }, ADMIN);
+    await redisCli(redis.port, ['FLUSHALL']);
+    // At once, before the read path notices: the write is what finds Redis empty.
+    const next = await a!.store.apply({ op: 'switch', to: 'green' }, ADMIN);
+    expect(next.revision).toBe(3);
+    const history = await a!.store.history(10);
+    expect(history.map((e) => [e.revision, e.source, (e.command as { op: string }).op])).toEqual([
+      [3, 'admin', 'switch'],
+      [2, 'seed', 'reseed'],
+    ]);
+  });
+
   it('a hand-written invalid state is ignored and reported once; the last good table stays', async () => {
     const redis = await server();
     const [a, b] = await replicas(redis, ['a', 'b']);
