@@ -208,3 +208,21 @@ export async function collectGarbage(proc: ProxyProcess): Promise<void> {
     ws.terminate();
   }
 }
+
+/**
+ * `count` proxy processes started one after the other with the same `args` (replicas behind one
+ * load balancer); each is SIGKILLed after the test through `closers` if still running.
+ */
+export async function spawnReplicas(
+  count: number,
+  args: readonly string[],
+  closers: Array<() => unknown>,
+): Promise<ProxyProcess[]> {
+  const replicas: ProxyProcess[] = [];
+  for (let i = 0; i < count; i++) {
+    const r = await spawnProxy(args);
+    closers.push(() => r.kill());
+    replicas.push(r);
+  }
+  return replicas;
+}

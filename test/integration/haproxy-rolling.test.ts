@@ -11,7 +11,7 @@ import { eventually } from '../helpers/eventually.js';
 import { startHaproxy } from '../helpers/haproxy.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { readMetric } from '../helpers/metrics.js';
-import { spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { spawnReplicas, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startReference } from '../helpers/reference.js';
 import { closeAfterEach } from '../helpers/closers.js';
 
@@ -23,9 +23,9 @@ describe('HAProxy in front of two replicas', () => {
   test('SIGTERM to one replica during keep-alive load: zero failed requests, the replica exits 0', async () => {
     const blue = await startReference({ pool: 'blue', version: BLUE });
     closers.push(blue.close);
-    const replicas: ProxyProcess[] = [];
-    for (let i = 0; i < 2; i++) {
-      const r = await spawnProxy([
+    const replicas = await spawnReplicas(
+      2,
+      [
         '--pool',
         `blue=${BLUE}@${blue.url}`,
         '--shutdown-delay',
@@ -34,10 +34,9 @@ describe('HAProxy in front of two replicas', () => {
         '10s',
         '--health-check-interval',
         '0',
-      ]);
-      closers.push(() => r.kill());
-      replicas.push(r);
-    }
+      ],
+      closers,
+    );
     const [r1, r2] = replicas as [ProxyProcess, ProxyProcess];
     const lb = await startHaproxy(replicas, closers);
 

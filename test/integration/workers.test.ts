@@ -15,7 +15,7 @@ import { startHaproxy } from '../helpers/haproxy.js';
 import { startLoad } from '../helpers/keepalive-load.js';
 import { readMetric } from '../helpers/metrics.js';
 import { startRedisServer } from '../helpers/redis-server.js';
-import { spawnProxy, type ProxyProcess } from '../helpers/proxy-process.js';
+import { spawnProxy, spawnReplicas, type ProxyProcess } from '../helpers/proxy-process.js';
 import { COLOUR_VERSIONS, startColours, startReference } from '../helpers/reference.js';
 
 const closers = closeAfterEach();
@@ -446,9 +446,9 @@ describe('--workers 2', () => {
 
   test('SIGTERM under keep-alive load behind HAProxy loses nothing; primary and workers exit 0', async () => {
     const colours = await startColours(closers);
-    const replicas: ProxyProcess[] = [];
-    for (let i = 0; i < 2; i++) {
-      const r = await spawnProxy([
+    const replicas = await spawnReplicas(
+      2,
+      [
         '--workers',
         '2',
         '--pool',
@@ -459,10 +459,9 @@ describe('--workers 2', () => {
         '10s',
         '--health-check-interval',
         '0',
-      ]);
-      closers.push(() => r.kill());
-      replicas.push(r);
-    }
+      ],
+      closers,
+    );
     const [r1, r2] = replicas as [ProxyProcess, ProxyProcess];
     const lb = await startHaproxy(replicas, closers);
     const load = startLoad({

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parsePoolFlag, settingsHelp } from '../../../src/config/load.js';
+import { loadConfig, parsePoolFlag, settingsHelp } from '../../../src/config/load.js';
+import { problemsOf } from '../../helpers/config-problems.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'switchyard-config-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -10,16 +11,6 @@ function file(name: string, text: string): string {
   const path = join(tmp, name);
   writeFileSync(path, text);
   return path;
-}
-
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
 }
 
 describe('loadConfig', () => {

@@ -6,20 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, settingsHelp } from '../../../src/config/load.js';
+import { loadConfig, settingsHelp } from '../../../src/config/load.js';
+import { problemsOf } from '../../helpers/config-problems.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'switchyard-workers-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function problemsOf(fn: () => unknown): readonly string[] {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('workers setting', () => {
   it('defaults to 1 and takes N or auto from a flag, the environment or the file', () => {
